@@ -1,0 +1,105 @@
+// The C ABI of libzendmm, restated as plain `extern "C"` declarations so that
+// ctest2 can compile each one against include/zendmm.h and compare sizes,
+// offsets, constants and function signatures. Keep it in 2015-era syntax:
+// ctest2's parser is an old libsyntax fork.
+
+use libc::{c_char, c_int, c_void, size_t};
+
+pub type zend_result = c_int;
+
+pub enum zend_mm_heap {}
+
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub enum zendmm_error_kind {
+    ZENDMM_ERROR_MEMORY_LIMIT = 1,
+    ZENDMM_ERROR_OUT_OF_MEMORY = 2,
+    ZENDMM_ERROR_SIZE_OVERFLOW = 3,
+    ZENDMM_ERROR_HEAP_CORRUPTED = 4,
+    ZENDMM_ERROR_PERSISTENT_OUT_OF_MEMORY = 5,
+}
+
+pub type zendmm_error_handler =
+    Option<unsafe extern "C" fn(kind: zendmm_error_kind, message: *const c_char)>;
+
+pub const ZENDMM_STATS_VERSION: u32 = 1;
+
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct zendmm_heap_stats {
+    pub size: size_t,
+    pub version: u32,
+    pub usage: size_t,
+    pub peak: size_t,
+    pub real_usage: size_t,
+    pub real_peak: size_t,
+    pub limit: size_t,
+    pub segments: size_t,
+    pub cached_bytes: size_t,
+    pub cached_blocks: size_t,
+    pub free_small_bytes: size_t,
+    pub free_small_blocks: size_t,
+    pub free_large_bytes: size_t,
+    pub free_large_blocks: size_t,
+    pub free_rest_bytes: size_t,
+    pub free_rest_blocks: size_t,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+extern "C" {
+    // request memory (PHP 8.2 release ABI)
+    pub fn _emalloc(size: size_t) -> *mut c_void;
+    pub fn _efree(ptr: *mut c_void);
+    pub fn _erealloc(ptr: *mut c_void, size: size_t) -> *mut c_void;
+    pub fn _erealloc2(ptr: *mut c_void, size: size_t, copy_size: size_t) -> *mut c_void;
+    pub fn _ecalloc(nmemb: size_t, size: size_t) -> *mut c_void;
+    pub fn _safe_emalloc(nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn _safe_erealloc(ptr: *mut c_void, nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn _estrdup(s: *const c_char) -> *mut c_char;
+    pub fn _estrndup(s: *const c_char, length: size_t) -> *mut c_char;
+    pub fn _zend_mem_block_size(ptr: *mut c_void) -> size_t;
+
+    // persistent memory (libc)
+    pub fn _safe_malloc(nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn _safe_realloc(ptr: *mut c_void, nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn zend_strndup(s: *const c_char, length: size_t) -> *mut c_char;
+    pub fn __zend_malloc(len: size_t) -> *mut c_void;
+    pub fn __zend_calloc(nmemb: size_t, len: size_t) -> *mut c_void;
+    pub fn __zend_realloc(p: *mut c_void, len: size_t) -> *mut c_void;
+    pub fn __zend_strdup(s: *const c_char) -> *mut c_char;
+
+    // pemalloc & co. as functions (the macros in zendmm_alloc.h do the same)
+    pub fn pemalloc(size: size_t, persistent: bool) -> *mut c_void;
+    pub fn pefree(ptr: *mut c_void, persistent: bool);
+    pub fn pecalloc(nmemb: size_t, size: size_t, persistent: bool) -> *mut c_void;
+    pub fn perealloc(ptr: *mut c_void, size: size_t, persistent: bool) -> *mut c_void;
+    pub fn pestrdup(s: *const c_char, persistent: bool) -> *mut c_char;
+
+    // limits and statistics
+    pub fn zend_set_memory_limit(memory_limit: size_t) -> zend_result;
+    pub fn zend_memory_usage(real_usage: bool) -> size_t;
+    pub fn zend_memory_peak_usage(real_usage: bool) -> size_t;
+    pub fn zend_memory_reset_peak_usage();
+
+    // lifecycle
+    pub fn start_memory_manager();
+    pub fn shutdown_memory_manager(silent: bool, full_shutdown: bool);
+    pub fn is_zend_mm() -> bool;
+
+    // heap objects
+    pub fn zend_mm_startup() -> *mut zend_mm_heap;
+    pub fn zend_mm_shutdown(heap: *mut zend_mm_heap, full_shutdown: bool, silent: bool);
+    pub fn _zend_mm_alloc(heap: *mut zend_mm_heap, size: size_t) -> *mut c_void;
+    pub fn _zend_mm_free(heap: *mut zend_mm_heap, p: *mut c_void);
+    pub fn _zend_mm_realloc(heap: *mut zend_mm_heap, p: *mut c_void, size: size_t) -> *mut c_void;
+    pub fn _zend_mm_realloc2(heap: *mut zend_mm_heap, p: *mut c_void, size: size_t, copy_size: size_t) -> *mut c_void;
+    pub fn _zend_mm_block_size(heap: *mut zend_mm_heap, p: *mut c_void) -> size_t;
+    pub fn zend_mm_set_heap(new_heap: *mut zend_mm_heap) -> *mut zend_mm_heap;
+    pub fn zend_mm_get_heap() -> *mut zend_mm_heap;
+
+    // zendmm's own additions
+    pub fn zendmm_set_error_handler(handler: zendmm_error_handler) -> zendmm_error_handler;
+    pub fn zendmm_stats(heap: *const zend_mm_heap, out: *mut zendmm_heap_stats) -> bool;
+    pub fn zendmm_check_heap(heap: *const zend_mm_heap) -> size_t;
+}

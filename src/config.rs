@@ -1,0 +1,175 @@
+//! Tunables and the environment variables that set them, in one table.
+
+use crate::segment::SEGMENT_OVERHEAD;
+use crate::storage::{self, Storage};
+use std::fmt::Write;
+
+/// Default segment size (`ZEND_MM_SEG_SIZE`).
+pub const SEGMENT_SIZE: usize = 256 * 1024;
+/// Smallest segment accepted: one page, so every backend can map it.
+pub const MIN_SEGMENT_SIZE: usize = 4096;
+/// Largest segment accepted from the environment.
+pub const MAX_SEGMENT_SIZE: usize = 1 << 30;
+/// Emergency block freed when a fatal error is raised (`ZEND_MM_RESERVE_SIZE`).
+pub const RESERVE_SIZE: usize = 8 * 1024;
+/// Default `ZEND_MM_COMPACT`: compact storage after requests peaking above this.
+pub const COMPACT_SIZE: usize = 2 * 1024 * 1024;
+
+/// One environment variable the library reads.
+pub struct EnvVar {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub accepts: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every environment variable zendmm reads (README.md has the same table).
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "ZEND_MM_MEM_TYPE",
+        default: "malloc",
+        accepts: "malloc, mmap_anon, mmap_zero",
+        meaning: "where segments come from",
+    },
+    EnvVar {
+        name: "ZEND_MM_SEG_SIZE",
+        default: "256K",
+        accepts: "a power of two from 4K to 1G (k/m/g suffixes, 0x hex)",
+        meaning: "segment size",
+    },
+    EnvVar {
+        name: "ZEND_MM_COMPACT",
+        default: "2M",
+        accepts: "a size (k/m/g suffixes, 0x hex); 0 never compacts",
+        meaning: "compact storage after a request whose real peak exceeded it",
+    },
+];
+
+/// How a heap is set up.
+#[derive(Clone, Copy)]
+pub struct Config {
+    pub storage: &'static dyn Storage,
+    pub segment_size: usize,
+    pub compact_size: usize,
+}
+
+impl Config {
+    pub const DEFAULT: Config =
+        Config { storage: &storage::Malloc, segment_size: SEGMENT_SIZE, compact_size: COMPACT_SIZE };
+
+    /// Reads the `ENV_VARS`; `Err` carries the message to print before exiting 255.
+    pub fn from_env() -> Result<Config, String> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As `from_env`, with the variables coming from `get` (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let mut cfg = Config::DEFAULT;
+        if let Some(name) = get("ZEND_MM_MEM_TYPE") {
+            cfg.storage = storage::by_name(&name).ok_or_else(|| unknown_storage(&name))?;
+        }
+        if let Some(v) = get("ZEND_MM_SEG_SIZE") {
+            cfg.segment_size = segment_size(&v)?;
+        }
+        if let Some(v) = get("ZEND_MM_COMPACT") {
+            cfg.compact_size = parse_size(&v).ok_or_else(|| not_a_size("ZEND_MM_COMPACT", &v))?;
+        }
+        Ok(cfg)
+    }
+}
+
+fn unknown_storage(name: &str) -> String {
+    let mut s = format!("Wrong or unsupported zend_mm storage type '{name}'\n  supported types:\n");
+    for b in storage::BACKENDS {
+        let _ = writeln!(s, "    '{}'", b.name());
+    }
+    s
+}
+
+fn not_a_size(var: &str, value: &str) -> String {
+    format!("{var} must be a number of bytes with an optional k, m or g suffix, got '{value}'\n")
+}
+
+fn segment_size(v: &str) -> Result<usize, String> {
+    let n = parse_size(v).ok_or_else(|| not_a_size("ZEND_MM_SEG_SIZE", v))?;
+    let detail = |why: &str, rule: String| format!("{why}\n  got ZEND_MM_SEG_SIZE={v} ({n} bytes); {rule}\n");
+    if !n.is_power_of_two() {
+        return Err(detail("ZEND_MM_SEG_SIZE must be a power of two", "try 262144 (256K)".into()));
+    }
+    if n < MIN_SEGMENT_SIZE || n < SEGMENT_OVERHEAD * 2 {
+        return Err(detail("ZEND_MM_SEG_SIZE is too small", format!("the smallest is {MIN_SEGMENT_SIZE}")));
+    }
+    if n > MAX_SEGMENT_SIZE {
+        return Err(detail("ZEND_MM_SEG_SIZE is too large", format!("the largest is {MAX_SEGMENT_SIZE}")));
+    }
+    Ok(n)
+}
+
+/// PHP's `zend_atoi` for sizes, made strict: a number in base 10, 16 (`0x`)
+/// or 8 (leading `0`), then at most one of `k`, `m`, `g` (any case); nothing
+/// else, no sign, no overflow.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let (digits, shift) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    let n = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        usize::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        usize::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        if digits.starts_with('+') {
+            return None;
+        }
+        digits.parse::<usize>().ok()?
+    };
+    n.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn sizes_parse_like_zend_atoi() {
+        assert_eq!(parse_size("256K"), Some(262144));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("0x100000"), Some(1 << 20));
+        assert_eq!(parse_size("0400"), Some(256));
+        assert_eq!(parse_size("0"), Some(0));
+        for bad in ["", "k", "abc", "-1", "+5", "1kk", "99999999999999999999", "0x", "1 k"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn good_environment_is_applied() {
+        let c = Config::from_lookup(env(&[
+            ("ZEND_MM_MEM_TYPE", "mmap_anon"),
+            ("ZEND_MM_SEG_SIZE", "1M"),
+            ("ZEND_MM_COMPACT", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((c.storage.name(), c.segment_size, c.compact_size), ("mmap_anon", 1 << 20, 0));
+    }
+
+    #[test]
+    fn bad_environment_names_variable_and_value() {
+        let e = Config::from_lookup(env(&[("ZEND_MM_MEM_TYPE", "win32")])).err().unwrap();
+        assert!(e.starts_with("Wrong or unsupported zend_mm storage type 'win32'\n  supported types:\n    'malloc'\n"));
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "3000")])).err().unwrap();
+        assert!(e.starts_with("ZEND_MM_SEG_SIZE must be a power of two\n  got ZEND_MM_SEG_SIZE=3000"));
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "1k")])).err().unwrap();
+        assert!(e.starts_with("ZEND_MM_SEG_SIZE is too small\n"));
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "2G")])).err().unwrap();
+        assert!(e.starts_with("ZEND_MM_SEG_SIZE is too large\n"));
+        let e = Config::from_lookup(env(&[("ZEND_MM_COMPACT", "lots")])).err().unwrap();
+        assert_eq!(e, "ZEND_MM_COMPACT must be a number of bytes with an optional k, m or g suffix, got 'lots'\n");
+    }
+}

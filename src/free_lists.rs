@@ -1,0 +1,710 @@
+//! Free blocks waiting for reuse: PHP 5.3's `free_buckets`,
+//! `large_free_buckets` and `rest_buckets`.
+//!
+//! - Small blocks (true size < `MAX_SMALL_SIZE`) sit on 64 exact-size lists;
+//!   bit *i* of `small_bitmap` is set while list *i* is non-empty, so the
+//!   smallest fitting list is one `trailing_zeros` away.
+//! - Large blocks sit in one bitwise trie per power of two, keyed by the size
+//!   bits below the top one; blocks of equal size hang in a ring off the trie
+//!   node. Search is best fit (`search_large`, PHP's
+//!   `zend_mm_search_large_block`).
+//! - Remainders of dedicated segments go to the rest list (tag `REST`), which
+//!   is searched only near the memory limit, so big blocks can later grow in
+//!   place and their segments can go back whole.
+//!
+//! Lists are null-terminated and their heads live in this struct; trie nodes
+//! point back to their slot through `parent`, a child-slot address or, for a
+//! root, an odd number naming the bucket, so the heap can be moved freely.
+//! Every unlink first checks the links that lead to the block (PHP's
+//! `ZEND_MM_SAFE_UNLINKING`).
+
+use crate::block::{Block, Tag, ALIGNMENT, MIN_SIZE};
+use crate::report::corrupted;
+
+/// Buckets per family: one per bit of a machine word (`ZEND_MM_NUM_BUCKETS`).
+pub const NUM_BUCKETS: usize = usize::BITS as usize;
+/// True sizes below this are small (`ZEND_MM_MAX_SMALL_SIZE`): 32..=536.
+pub const MAX_SMALL_SIZE: usize = (NUM_BUCKETS << 3) + MIN_SIZE;
+/// Rest blocks kept at most; older ones move to the ordinary lists.
+pub const MAX_REST_BLOCKS: usize = 16;
+
+#[inline(always)]
+pub const fn is_small(true_size: usize) -> bool {
+    true_size < MAX_SMALL_SIZE
+}
+
+/// The small bucket of a true size (`ZEND_MM_BUCKET_INDEX`).
+#[inline(always)]
+pub const fn bucket_index(true_size: usize) -> usize {
+    (true_size / ALIGNMENT) - (MIN_SIZE / ALIGNMENT)
+}
+
+/// The true size served by small bucket `index`.
+#[inline(always)]
+pub const fn bucket_size(index: usize) -> usize {
+    (index + MIN_SIZE / ALIGNMENT) * ALIGNMENT
+}
+
+/// The trie of a large size: the index of its highest set bit.
+#[inline(always)]
+const fn large_index(size: usize) -> usize {
+    (usize::BITS - 1 - size.leading_zeros()) as usize
+}
+
+/// `parent` value of a trie root: odd, so never a slot address.
+#[inline(always)]
+const fn root_parent(index: usize) -> usize {
+    (index << 3) | 1
+}
+
+const TOP_BIT: u32 = usize::BITS - 1;
+
+/// Counts of what the lists hold, for statistics and the validator.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ListCounts {
+    pub small_blocks: usize,
+    pub small_bytes: usize,
+    pub large_blocks: usize,
+    pub large_bytes: usize,
+    pub rest_blocks: usize,
+    pub rest_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct FreeLists {
+    small_bitmap: usize,
+    large_bitmap: usize,
+    small: [Block; NUM_BUCKETS],
+    large: [Block; NUM_BUCKETS],
+    rest_head: Block,
+    rest_tail: Block,
+    rest_count: usize,
+}
+
+impl FreeLists {
+    pub const fn new() -> FreeLists {
+        FreeLists {
+            small_bitmap: 0,
+            large_bitmap: 0,
+            small: [Block::NULL; NUM_BUCKETS],
+            large: [Block::NULL; NUM_BUCKETS],
+            rest_head: Block::NULL,
+            rest_tail: Block::NULL,
+            rest_count: 0,
+        }
+    }
+
+    /// Forgets every block (their segments are being released).
+    pub fn clear(&mut self) {
+        *self = FreeLists::new();
+    }
+
+    /// Tags `b` free with `size` and files it by size (`zend_mm_add_to_free_list`).
+    ///
+    /// # Safety
+    /// `b` spans `size` bytes of a live segment, its neighbours are used (I2)
+    /// and it is in no list.
+    pub unsafe fn add(&mut self, b: Block, size: usize) {
+        // SAFETY: caller's contract; links are written inside `b`.
+        unsafe {
+            b.set_tag(Tag::free(size));
+            if is_small(size) {
+                let i = bucket_index(size);
+                let head = self.small[i];
+                b.set_prev_free(Block::NULL);
+                b.set_next_free(head);
+                if !head.is_null() {
+                    head.set_prev_free(b);
+                }
+                self.small[i] = b;
+                self.small_bitmap |= 1 << i;
+            } else {
+                self.add_large(b, size);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`FreeLists::add`], `size >= MAX_SMALL_SIZE`.
+    unsafe fn add_large(&mut self, b: Block, size: usize) {
+        let index = large_index(size);
+        // SAFETY: `b` is a large free block (room for five links); every node
+        // reached through the trie is a live large free block (I3).
+        unsafe {
+            b.set_child(0, Block::NULL);
+            b.set_child(1, Block::NULL);
+            let mut node = self.large[index];
+            if node.is_null() {
+                self.large_bitmap |= 1 << index;
+                self.large[index] = b;
+                b.set_parent(root_parent(index));
+                b.set_prev_free(b);
+                b.set_next_free(b);
+                return;
+            }
+            let mut key = size << (TOP_BIT - index as u32) << 1;
+            loop {
+                if node.tag().size() == size {
+                    // Same size: join the node's ring, off the trie.
+                    let next = node.next_free();
+                    b.set_prev_free(node);
+                    b.set_next_free(next);
+                    next.set_prev_free(b);
+                    node.set_next_free(b);
+                    b.set_parent(0);
+                    return;
+                }
+                let dir = key >> TOP_BIT;
+                let child = node.child(dir);
+                if child.is_null() {
+                    node.set_child(dir, b);
+                    b.set_parent(node.child_slot(dir));
+                    b.set_prev_free(b);
+                    b.set_next_free(b);
+                    return;
+                }
+                key <<= 1;
+                node = child;
+            }
+        }
+    }
+
+    /// Appends a remainder of a dedicated segment to the rest list.
+    ///
+    /// # Safety
+    /// As [`FreeLists::add`].
+    pub unsafe fn add_rest(&mut self, b: Block, size: usize) {
+        // SAFETY: caller's contract; the old oldest rest block is live (I3).
+        unsafe {
+            if self.rest_count >= MAX_REST_BLOCKS {
+                let oldest = self.rest_head;
+                self.remove(oldest);
+                self.add(oldest, oldest.tag().size());
+            }
+            b.set_tag(Tag::rest(size));
+            b.set_next_free(Block::NULL);
+            b.set_prev_free(self.rest_tail);
+            if self.rest_tail.is_null() {
+                self.rest_head = b;
+            } else {
+                self.rest_tail.set_next_free(b);
+            }
+            self.rest_tail = b;
+            self.rest_count += 1;
+        }
+    }
+
+    /// Takes `b` off whichever list holds it (`zend_mm_remove_from_free_list`).
+    ///
+    /// # Safety
+    /// `b` is a free block of a live segment (I3).
+    pub unsafe fn remove(&mut self, b: Block) {
+        // SAFETY: caller's contract; neighbours named by checked links are live.
+        unsafe {
+            let tag = b.tag();
+            let size = tag.size();
+            if tag.is_rest() {
+                self.remove_rest(b);
+            } else if is_small(size) {
+                self.remove_small(b, size);
+            } else {
+                self.remove_large(b, size);
+            }
+        }
+    }
+
+    /// # Safety
+    /// `b` is a small free block.
+    unsafe fn remove_small(&mut self, b: Block, size: usize) {
+        let i = bucket_index(size);
+        // SAFETY: caller's contract; each link is checked before it is written through.
+        unsafe {
+            let (prev, next) = (b.prev_free(), b.next_free());
+            let linked_from_prev =
+                if prev.is_null() { self.small[i] == b } else { prev.next_free() == b };
+            if !linked_from_prev || (!next.is_null() && next.prev_free() != b) {
+                corrupted("free list links broken (small bucket)", b.data(), size);
+            }
+            if prev.is_null() {
+                self.small[i] = next;
+                if next.is_null() {
+                    self.small_bitmap &= !(1 << i);
+                }
+            } else {
+                prev.set_next_free(next);
+            }
+            if !next.is_null() {
+                next.set_prev_free(prev);
+            }
+        }
+    }
+
+    /// # Safety
+    /// `b` is on the rest list.
+    unsafe fn remove_rest(&mut self, b: Block) {
+        // SAFETY: caller's contract; links checked before use.
+        unsafe {
+            let (prev, next) = (b.prev_free(), b.next_free());
+            let from_prev = if prev.is_null() { self.rest_head == b } else { prev.next_free() == b };
+            let from_next = if next.is_null() { self.rest_tail == b } else { next.prev_free() == b };
+            if !from_prev || !from_next {
+                corrupted("free list links broken (rest list)", b.data(), b.tag().size());
+            }
+            if prev.is_null() {
+                self.rest_head = next;
+            } else {
+                prev.set_next_free(next);
+            }
+            if next.is_null() {
+                self.rest_tail = prev;
+            } else {
+                next.set_prev_free(prev);
+            }
+            self.rest_count -= 1;
+        }
+    }
+
+    /// The slot a trie `parent` value names.
+    #[inline]
+    fn slot(&mut self, parent: usize) -> *mut Block {
+        if parent & 1 == 1 {
+            &mut self.large[(parent >> 3) & (NUM_BUCKETS - 1)]
+        } else {
+            Block::slot_target(parent).cast()
+        }
+    }
+
+    /// # Safety
+    /// `b` is a large free block in the trie (as node or ring member).
+    unsafe fn remove_large(&mut self, b: Block, size: usize) {
+        // SAFETY: caller's contract; every link followed was checked to point
+        // back (ring) or is a trie child of a live node (I3).
+        unsafe {
+            let (prev, next) = (b.prev_free(), b.next_free());
+            if prev != b {
+                // A ring member, or a node with ring members: unlink from the ring.
+                if prev.next_free() != b || next.prev_free() != b {
+                    corrupted("free list links broken (large ring)", b.data(), size);
+                }
+                prev.set_next_free(next);
+                next.set_prev_free(prev);
+                if b.parent() != 0 {
+                    // `b` was the trie node: its ring predecessor takes its place.
+                    self.substitute(b, prev);
+                }
+                return;
+            }
+            if next != b {
+                corrupted("free list links broken (large node)", b.data(), size);
+            }
+            // A lone node: replace it with the deepest leaf of its subtree.
+            let mut rp = b.child_slot(usize::from(!b.child(1).is_null()));
+            let mut leaf = Block::read_slot(rp);
+            if leaf.is_null() {
+                let parent = b.parent();
+                let slot = self.slot(parent);
+                if *slot != b {
+                    corrupted("free list links broken (large tree)", b.data(), size);
+                }
+                *slot = Block::NULL;
+                if parent & 1 == 1 {
+                    self.large_bitmap &= !(1 << large_index(size));
+                }
+                return;
+            }
+            loop {
+                let cp = leaf.child_slot(usize::from(!leaf.child(1).is_null()));
+                let c = Block::read_slot(cp);
+                if c.is_null() {
+                    break;
+                }
+                leaf = c;
+                rp = cp;
+            }
+            Block::write_slot(rp, Block::NULL);
+            self.substitute(b, leaf);
+        }
+    }
+
+    /// Puts `with` in the trie position of `node` (PHP's `subst_block`).
+    ///
+    /// # Safety
+    /// `node` is a trie node being removed; `with` is a large free block
+    /// detached from the trie (its own children are taken over from `node`).
+    unsafe fn substitute(&mut self, node: Block, with: Block) {
+        // SAFETY: caller's contract; children are live trie nodes (I3).
+        unsafe {
+            let parent = node.parent();
+            let slot = self.slot(parent);
+            if *slot != node {
+                corrupted("free list links broken (large tree)", node.data(), node.tag().size());
+            }
+            with.set_parent(parent);
+            for i in 0..2 {
+                let c = node.child(i);
+                with.set_child(i, c);
+                if !c.is_null() {
+                    if c.parent() != node.child_slot(i) {
+                        corrupted("free list links broken (large tree)", c.data(), c.tag().size());
+                    }
+                    c.set_parent(with.child_slot(i));
+                }
+            }
+            *slot = with;
+        }
+    }
+
+    /// The head of the first non-empty small list serving `true_size` or more.
+    ///
+    /// # Safety
+    /// The lists hold only live blocks (I3).
+    #[inline]
+    pub unsafe fn find_small(&self, true_size: usize) -> Block {
+        let index = bucket_index(true_size);
+        let bitmap = self.small_bitmap >> index;
+        if bitmap == 0 {
+            return Block::NULL;
+        }
+        self.small[index + bitmap.trailing_zeros() as usize]
+    }
+
+    /// Best fit for a large `true_size` (or a small one no small list could
+    /// serve): the smallest free block at least that big, preferring ring
+    /// members, which unlink in O(1).
+    ///
+    /// # Safety
+    /// The trie holds only live blocks (I3).
+    pub unsafe fn search_large(&self, true_size: usize) -> Block {
+        let mut index = large_index(true_size);
+        let mut bitmap = self.large_bitmap >> index;
+        if bitmap == 0 {
+            return Block::NULL;
+        }
+        // SAFETY: every node reached is a live large free block (I3).
+        unsafe {
+            if bitmap & 1 == 1 {
+                let mut node = self.large[index];
+                let mut best = Block::NULL;
+                let mut best_size = usize::MAX;
+                let mut rst = Block::NULL;
+                let mut key = true_size << (TOP_BIT - index as u32) << 1;
+                loop {
+                    let size = node.tag().size();
+                    if size == true_size {
+                        return node.next_free();
+                    }
+                    if size > true_size && size < best_size {
+                        best_size = size;
+                        best = node;
+                    }
+                    if key >> TOP_BIT == 0 {
+                        // Everything under child[1] is larger than `true_size`.
+                        if !node.child(1).is_null() {
+                            rst = node.child(1);
+                        }
+                        if node.child(0).is_null() {
+                            break;
+                        }
+                        node = node.child(0);
+                    } else {
+                        if node.child(1).is_null() {
+                            break;
+                        }
+                        node = node.child(1);
+                    }
+                    key <<= 1;
+                }
+                let mut node = rst;
+                while !node.is_null() {
+                    let size = node.tag().size();
+                    if size == true_size {
+                        return node.next_free();
+                    }
+                    if size < best_size {
+                        best_size = size;
+                        best = node;
+                    }
+                    node = node.child(usize::from(node.child(0).is_null()));
+                }
+                if !best.is_null() {
+                    return best.next_free();
+                }
+                bitmap >>= 1;
+                if bitmap == 0 {
+                    return Block::NULL;
+                }
+                index += 1;
+            }
+            // A larger power of two: every block there fits; take its smallest,
+            // which lies on the leftmost path (PHP walks right here, a quirk
+            // that only costs fit quality).
+            let mut node = self.large[index + bitmap.trailing_zeros() as usize];
+            let mut best = node;
+            let mut best_size = node.tag().size();
+            loop {
+                node = node.child(usize::from(node.child(0).is_null()));
+                if node.is_null() {
+                    break;
+                }
+                if node.tag().size() < best_size {
+                    best_size = node.tag().size();
+                    best = node;
+                }
+            }
+            best.next_free()
+        }
+    }
+
+    /// Best fit on the rest list, newest first.
+    ///
+    /// # Safety
+    /// The rest list holds only live blocks (I3).
+    pub unsafe fn search_rest(&self, true_size: usize) -> Block {
+        let mut best = Block::NULL;
+        let mut best_size = usize::MAX;
+        let mut b = self.rest_tail;
+        // SAFETY: rest blocks are live free blocks (I3).
+        unsafe {
+            while !b.is_null() {
+                let size = b.tag().size();
+                if size == true_size {
+                    return b;
+                }
+                if size > true_size && size < best_size {
+                    best_size = size;
+                    best = b;
+                }
+                b = b.prev_free();
+            }
+        }
+        best
+    }
+
+    /// Walks every list, checking links, and counts what it finds; the
+    /// first broken link ends the walk with a description.
+    ///
+    /// # Safety
+    /// Only reads; the segments the lists point into must still be mapped,
+    /// which holds unless the heap is already corrupted.
+    pub unsafe fn census(&self, limit: usize) -> Result<ListCounts, String> {
+        let mut c = ListCounts::default();
+        // SAFETY: caller's contract; walks are bounded by `limit`.
+        unsafe {
+            for i in 0..NUM_BUCKETS {
+                let mut prev = Block::NULL;
+                let mut b = self.small[i];
+                if b.is_null() == (self.small_bitmap & (1 << i) != 0) {
+                    return Err(format!("small bitmap bit {i} disagrees with its list"));
+                }
+                while !b.is_null() {
+                    let t = b.tag();
+                    if !t.is_free() || t.is_rest() || t.size() != bucket_size(i) {
+                        return Err(format!("block {:#x} in small bucket {i} has tag {:#x}", b.addr(), t.raw()));
+                    }
+                    if b.prev_free() != prev {
+                        return Err(format!("block {:#x} in small bucket {i}: prev link broken", b.addr()));
+                    }
+                    c.small_blocks += 1;
+                    c.small_bytes += t.size();
+                    if c.small_blocks > limit {
+                        return Err("small lists loop".into());
+                    }
+                    prev = b;
+                    b = b.next_free();
+                }
+            }
+            for i in 0..NUM_BUCKETS {
+                let root = self.large[i];
+                if root.is_null() == (self.large_bitmap & (1 << i) != 0) {
+                    return Err(format!("large bitmap bit {i} disagrees with its trie"));
+                }
+                if !root.is_null() {
+                    self.census_node(root, root_parent(i), i, &mut c, limit)?;
+                }
+            }
+            let mut prev = Block::NULL;
+            let mut b = self.rest_head;
+            while !b.is_null() {
+                let t = b.tag();
+                if !t.is_rest() {
+                    return Err(format!("block {:#x} on the rest list has tag {:#x}", b.addr(), t.raw()));
+                }
+                if b.prev_free() != prev {
+                    return Err(format!("block {:#x} on the rest list: prev link broken", b.addr()));
+                }
+                c.rest_blocks += 1;
+                c.rest_bytes += t.size();
+                if c.rest_blocks > limit {
+                    return Err("rest list loops".into());
+                }
+                prev = b;
+                b = b.next_free();
+            }
+            if prev != self.rest_tail || c.rest_blocks != self.rest_count {
+                return Err("rest list tail or count is wrong".into());
+            }
+        }
+        Ok(c)
+    }
+
+    /// # Safety
+    /// As [`FreeLists::census`].
+    unsafe fn census_node(
+        &self,
+        node: Block,
+        parent: usize,
+        index: usize,
+        c: &mut ListCounts,
+        limit: usize,
+    ) -> Result<(), String> {
+        // SAFETY: caller's contract.
+        unsafe {
+            let size = node.tag().size();
+            if node.parent() != parent {
+                return Err(format!("trie node {:#x}: parent link broken", node.addr()));
+            }
+            if !node.tag().is_free() || node.tag().is_rest() || large_index(size) != index {
+                return Err(format!("trie node {:#x} has tag {:#x} in trie {index}", node.addr(), node.tag().raw()));
+            }
+            let mut m = node;
+            loop {
+                let next = m.next_free();
+                if next.prev_free() != m {
+                    return Err(format!("ring at {:#x}: links broken", m.addr()));
+                }
+                if next.tag().raw() != node.tag().raw() {
+                    return Err(format!("ring at {:#x} mixes sizes", node.addr()));
+                }
+                c.large_blocks += 1;
+                c.large_bytes += size;
+                if c.large_blocks > limit {
+                    return Err("large rings loop".into());
+                }
+                if next == node {
+                    break;
+                }
+                if next.parent() != 0 {
+                    return Err(format!("ring member {:#x} claims a trie slot", next.addr()));
+                }
+                m = next;
+            }
+            for i in 0..2 {
+                let child = node.child(i);
+                if !child.is_null() {
+                    self.census_node(child, node.child_slot(i), index, c, limit)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::HEADER_SIZE;
+
+    /// A fake segment: blocks of the given sizes separated by used spacers,
+    /// so no two free blocks touch (I2).
+    struct Arena {
+        mem: Vec<usize>,
+    }
+
+    impl Arena {
+        fn new(words: usize) -> Arena {
+            Arena { mem: vec![0; words] }
+        }
+        /// Lays out free candidates of `sizes`; returns their headers.
+        fn blocks(&mut self, sizes: &[usize]) -> Vec<Block> {
+            let base = self.mem.as_mut_ptr().cast::<u8>();
+            let mut off = 0;
+            let mut out = Vec::new();
+            // SAFETY: offsets stay inside `mem`, sized by the caller.
+            unsafe {
+                let first = Block::at(base, 0);
+                first.set_prev_tag(Tag::FIRST);
+                for &s in sizes {
+                    let spacer = Block::at(base, off);
+                    spacer.set_tag(Tag::used(MIN_SIZE));
+                    off += MIN_SIZE;
+                    let b = Block::at(base, off);
+                    b.set_tag(Tag::free(s));
+                    out.push(b);
+                    off += s;
+                }
+                Block::at(base, off).set_tag_only(Tag::GUARD);
+            }
+            assert!(off + HEADER_SIZE <= self.mem.len() * 8);
+            out
+        }
+    }
+
+    #[test]
+    fn small_lists_find_the_smallest_fitting_bucket() {
+        let mut arena = Arena::new(1024);
+        let bs = arena.blocks(&[64, 128, 64]);
+        let mut fl = FreeLists::new();
+        // SAFETY: blocks live in `arena`.
+        unsafe {
+            for &b in &bs {
+                fl.add(b, b.tag().size());
+            }
+            assert_eq!(fl.find_small(40), bs[2], "LIFO within a bucket");
+            assert_eq!(fl.find_small(72), bs[1]);
+            assert!(fl.find_small(136).is_null());
+            fl.remove(bs[2]);
+            fl.remove(bs[0]);
+            assert_eq!(fl.find_small(64), bs[1]);
+            assert_eq!(fl.census(100).unwrap().small_blocks, 1);
+        }
+    }
+
+    #[test]
+    fn trie_gives_best_fit_and_survives_any_removal_order() {
+        let sizes: Vec<usize> =
+            [600, 1024, 4096, 1024, 2000, 3000, 704, 1024, 5000, 640, 2048, 2048].to_vec();
+        for rot in 0..sizes.len() {
+            let mut arena = Arena::new(8192);
+            let bs = arena.blocks(&sizes);
+            let mut fl = FreeLists::new();
+            // SAFETY: blocks live in `arena`.
+            unsafe {
+                for &b in &bs {
+                    fl.add(b, b.tag().size());
+                }
+                assert_eq!(fl.census(100).unwrap().large_blocks, sizes.len());
+                for want in [544, 600, 601, 1000, 1024, 2049, 4097, 5000] {
+                    let got = fl.search_large(want);
+                    let best = sizes.iter().copied().filter(|&s| s >= want).min().unwrap();
+                    assert_eq!(got.tag().size(), best, "search {want}");
+                }
+                assert!(fl.search_large(5001).is_null());
+                let mut order: Vec<Block> = bs.clone();
+                order.rotate_left(rot);
+                for (n, b) in order.iter().enumerate() {
+                    fl.remove(*b);
+                    let left = fl.census(100).unwrap();
+                    assert_eq!(left.large_blocks, sizes.len() - n - 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rest_list_keeps_at_most_sixteen() {
+        let mut arena = Arena::new(4096);
+        let sizes = vec![64usize; MAX_REST_BLOCKS + 2];
+        let bs = arena.blocks(&sizes);
+        let mut fl = FreeLists::new();
+        // SAFETY: blocks live in `arena`.
+        unsafe {
+            for &b in &bs {
+                fl.add_rest(b, 64);
+            }
+            let c = fl.census(100).unwrap();
+            assert_eq!((c.rest_blocks, c.small_blocks), (MAX_REST_BLOCKS, 2));
+            assert_eq!(fl.search_rest(64), bs[bs.len() - 1], "newest first");
+            assert!(!bs[0].tag().is_rest());
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Segments: the big areas taken from storage and carved into blocks.
+//!
+//! Layout of a segment of `size` bytes (`size` a multiple of the heap's
+//! segment size, itself a power of two):
+//!
+//! ```text
+//! [segment header: 32 B][first block ...][... blocks ...][guard header: 16 B]
+//! ```
+//!
+//! The header holds the segment's size and its links in the heap's
+//! doubly-linked segment list, so a segment that empties out is unlinked in
+//! O(1) (PHP 5.3 walks a singly-linked list here).
+
+use crate::block::{Block, Tag, HEADER_SIZE};
+use core::ptr;
+
+/// Bytes before the first block (PHP's `ZEND_MM_ALIGNED_SEGMENT_SIZE`).
+pub const SEGMENT_HEADER_SIZE: usize = 32;
+/// Header plus guard: what a segment costs beyond its blocks.
+pub const SEGMENT_OVERHEAD: usize = SEGMENT_HEADER_SIZE + HEADER_SIZE;
+
+const SIZE: usize = 0;
+const PREV: usize = 1;
+const NEXT: usize = 2;
+
+/// A pointer to a segment header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Segment(*mut usize);
+
+impl Segment {
+    pub const NULL: Segment = Segment(ptr::null_mut());
+
+    #[inline]
+    pub fn from_raw(p: *mut u8) -> Segment {
+        Segment(p.cast())
+    }
+    #[inline]
+    pub fn as_ptr(self) -> *mut u8 {
+        self.0.cast()
+    }
+    #[inline]
+    pub fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+
+    /// The segment whose first block is `b`.
+    #[inline]
+    pub fn of_first_block(b: Block) -> Segment {
+        Segment(b.as_ptr().wrapping_sub(SEGMENT_HEADER_SIZE).cast())
+    }
+
+    /// # Safety
+    /// `self` is a live segment.
+    #[inline]
+    pub unsafe fn size(self) -> usize {
+        // SAFETY: the header is the segment's first 32 bytes.
+        unsafe { self.0.add(SIZE).read() }
+    }
+    /// # Safety
+    /// `self` is a live segment.
+    #[inline]
+    pub unsafe fn next(self) -> Segment {
+        // SAFETY: as `size`.
+        Segment(unsafe { self.0.add(NEXT).read() } as *mut usize)
+    }
+    /// # Safety
+    /// `self` is a live segment.
+    #[inline]
+    pub unsafe fn prev(self) -> Segment {
+        // SAFETY: as `size`.
+        Segment(unsafe { self.0.add(PREV).read() } as *mut usize)
+    }
+    /// # Safety
+    /// `self` is a live segment.
+    unsafe fn set_next(self, s: Segment) {
+        // SAFETY: as `size`.
+        unsafe { self.0.add(NEXT).write(s.0 as usize) }
+    }
+    /// # Safety
+    /// `self` is a live segment.
+    unsafe fn set_prev(self, s: Segment) {
+        // SAFETY: as `size`.
+        unsafe { self.0.add(PREV).write(s.0 as usize) }
+    }
+
+    /// # Safety
+    /// `self` is a live segment.
+    #[inline]
+    pub unsafe fn first_block(self) -> Block {
+        // SAFETY: the first block follows the header inside the segment.
+        unsafe { Block::at(self.as_ptr(), SEGMENT_HEADER_SIZE) }
+    }
+
+    /// # Safety
+    /// `self` is a live segment with a correct size.
+    #[inline]
+    pub unsafe fn guard(self) -> Block {
+        // SAFETY: the guard is the segment's last 16 bytes.
+        unsafe { Block::at(self.as_ptr(), self.size() - HEADER_SIZE) }
+    }
+
+    /// Does `addr` fall inside this segment's blocks?
+    ///
+    /// # Safety
+    /// `self` is a live segment.
+    #[inline]
+    pub unsafe fn contains(self, addr: usize) -> bool {
+        let start = self.as_ptr() as usize;
+        // SAFETY: caller's contract.
+        addr >= start + SEGMENT_HEADER_SIZE && addr < start + unsafe { self.size() }
+    }
+
+    /// Writes a fresh layout into `size` bytes at `raw`: the header, one
+    /// first block spanning everything, and the guard. Returns the first block,
+    /// tagged free but in no list.
+    ///
+    /// # Safety
+    /// `raw` points to `size` writable bytes, `size >= SEGMENT_OVERHEAD + MIN_SIZE`
+    /// and a multiple of `ALIGNMENT`.
+    pub unsafe fn format(raw: *mut u8, size: usize) -> (Segment, Block) {
+        let seg = Segment::from_raw(raw);
+        // SAFETY: all writes stay inside the `size` bytes (caller's contract).
+        unsafe {
+            seg.0.add(SIZE).write(size);
+            let first = seg.first_block();
+            first.set_prev_tag(Tag::FIRST);
+            first.set_tag(Tag::free(size - SEGMENT_OVERHEAD));
+            seg.guard().set_tag_only(Tag::GUARD);
+            (seg, first)
+        }
+    }
+
+    /// Rewrites the size and guard after the storage resized the segment;
+    /// returns the guard. The caller re-tags the blocks before it (I1).
+    ///
+    /// # Safety
+    /// `self` now spans `size` bytes.
+    pub unsafe fn resize(self, size: usize) -> Block {
+        // SAFETY: caller's contract.
+        unsafe {
+            self.0.add(SIZE).write(size);
+            let guard = self.guard();
+            guard.set_tag_only(Tag::GUARD);
+            guard
+        }
+    }
+}
+
+/// The heap's segments, newest first, doubly linked through their headers.
+#[derive(Debug)]
+pub struct SegmentList {
+    head: Segment,
+    count: usize,
+}
+
+impl SegmentList {
+    pub const fn new() -> SegmentList {
+        SegmentList { head: Segment::NULL, count: 0 }
+    }
+    #[inline]
+    pub fn head(&self) -> Segment {
+        self.head
+    }
+    #[inline]
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// # Safety
+    /// `seg` is a formatted segment in no list.
+    pub unsafe fn push(&mut self, seg: Segment) {
+        // SAFETY: `seg` and the old head are live segments.
+        unsafe {
+            seg.set_prev(Segment::NULL);
+            seg.set_next(self.head);
+            if !self.head.is_null() {
+                self.head.set_prev(seg);
+            }
+        }
+        self.head = seg;
+        self.count += 1;
+    }
+
+    /// # Safety
+    /// `seg` is in this list.
+    pub unsafe fn unlink(&mut self, seg: Segment) {
+        // SAFETY: `seg` and its neighbours are live segments of this list.
+        unsafe {
+            let (prev, next) = (seg.prev(), seg.next());
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                prev.set_next(next);
+            }
+            if !next.is_null() {
+                next.set_prev(prev);
+            }
+        }
+        self.count -= 1;
+    }
+
+    /// Points the list at `moved`, the new address of a segment the storage
+    /// reallocated; its header still holds the old links.
+    ///
+    /// # Safety
+    /// `moved` is a segment of this list that may have changed address.
+    pub unsafe fn relink(&mut self, moved: Segment) {
+        // SAFETY: the links copied with the header name live segments.
+        unsafe {
+            let (prev, next) = (moved.prev(), moved.next());
+            if prev.is_null() {
+                self.head = moved;
+            } else {
+                prev.set_next(moved);
+            }
+            if !next.is_null() {
+                next.set_prev(moved);
+            }
+        }
+    }
+
+    /// Forgets every segment; the caller has released or will reuse them.
+    pub fn clear(&mut self) {
+        self.head = Segment::NULL;
+        self.count = 0;
+    }
+}

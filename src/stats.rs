@@ -1,0 +1,62 @@
+//! A snapshot of a heap's figures, for `zendmm_stats` and Rust callers.
+
+use crate::free_lists::NUM_BUCKETS;
+use crate::heap::Heap;
+
+/// What a heap holds right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `zend_memory_usage(0)`: bytes of blocks in use, headers included.
+    pub usage: usize,
+    pub peak: usize,
+    /// `zend_memory_usage(1)`: bytes of segments.
+    pub real_usage: usize,
+    pub real_peak: usize,
+    pub limit: usize,
+    pub segments: usize,
+    pub cached_bytes: usize,
+    pub cached_blocks: usize,
+    pub free_small_bytes: usize,
+    pub free_small_blocks: usize,
+    pub free_large_bytes: usize,
+    pub free_large_blocks: usize,
+    pub free_rest_bytes: usize,
+    pub free_rest_blocks: usize,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+impl Heap {
+    /// Counts everything; walks the free lists and the cache, not the blocks.
+    pub fn stats(&self) -> Stats {
+        // SAFETY: the lists hold live blocks; the bound only guards loops.
+        let lists = unsafe { self.lists.census(usize::MAX) }.unwrap_or_default();
+        let mut cached_blocks = 0;
+        for i in 0..NUM_BUCKETS {
+            let mut b = self.cache.head(i);
+            while !b.is_null() {
+                cached_blocks += 1;
+                // SAFETY: cached blocks are live used blocks (I3).
+                b = unsafe { b.prev_free() };
+            }
+        }
+        Stats {
+            usage: self.usage(false),
+            peak: self.peak_usage(false),
+            real_usage: self.usage(true),
+            real_peak: self.peak_usage(true),
+            limit: self.limit(),
+            segments: self.segment_count(),
+            cached_bytes: self.cache.cached(),
+            cached_blocks,
+            free_small_bytes: lists.small_bytes,
+            free_small_blocks: lists.small_blocks,
+            free_large_bytes: lists.large_bytes,
+            free_large_blocks: lists.large_blocks,
+            free_rest_bytes: lists.rest_bytes,
+            free_rest_blocks: lists.rest_blocks,
+            cache_hits: self.cache.hits,
+            cache_misses: self.cache.misses,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Where segments come from: PHP 5.3's storage backends (`ZEND_MM_MEM_TYPE`).
+//!
+//! The heap calls its storage only to create, resize and release whole
+//! segments, never on the per-block paths.
+
+use std::fs::File;
+use std::sync::OnceLock;
+
+/// A source of segments.
+///
+/// # Safety
+/// Implementations must hand out memory that stays valid and unaliased until
+/// it is freed or reallocated, aligned to at least 16 bytes, and must never
+/// call back into a zendmm heap (the heap is mid-update when it calls them).
+pub unsafe trait Storage: Sync {
+    /// The name `ZEND_MM_MEM_TYPE` selects it by.
+    fn name(&self) -> &'static str;
+
+    /// `size` bytes, or null when the system has none.
+    fn alloc(&self, size: usize) -> *mut u8;
+
+    /// Resizes a segment from `old` to `new` bytes, moving it if need be; the
+    /// first `min(old, new)` bytes are kept. Null on failure, with the old
+    /// segment untouched.
+    ///
+    /// # Safety
+    /// `p` came from `alloc`/`realloc` of this storage with size `old`.
+    unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8;
+
+    /// # Safety
+    /// `p` came from `alloc`/`realloc` of this storage with size `size`.
+    unsafe fn free(&self, p: *mut u8, size: usize);
+
+    /// Gives cached memory back to the system (`ZEND_MM_COMPACT`).
+    fn compact(&self) {}
+}
+
+/// libc malloc: PHP 5.3's default backend.
+pub struct Malloc;
+
+// SAFETY: malloc memory is 16-aligned on the supported targets and libc never
+// calls into zendmm (zendmm does not replace malloc).
+unsafe impl Storage for Malloc {
+    fn name(&self) -> &'static str {
+        "malloc"
+    }
+    fn alloc(&self, size: usize) -> *mut u8 {
+        // SAFETY: plain libc call.
+        unsafe { libc::malloc(size) }.cast()
+    }
+    unsafe fn realloc(&self, p: *mut u8, _old: usize, new: usize) -> *mut u8 {
+        // SAFETY: `p` is a live malloc block (caller's contract).
+        unsafe { libc::realloc(p.cast(), new) }.cast()
+    }
+    unsafe fn free(&self, p: *mut u8, _size: usize) {
+        // SAFETY: `p` is a live malloc block (caller's contract).
+        unsafe { libc::free(p.cast()) }
+    }
+    fn compact(&self) {
+        // SAFETY: plain libc call; trims glibc's top chunk and free pages.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
+
+/// Private anonymous mappings, resized with `mremap`.
+pub struct MmapAnon;
+
+/// Private mappings of `/dev/zero` (working, unlike PHP 5.3's, whose init
+/// never opened the device).
+pub struct MmapZero;
+
+fn dev_zero() -> Option<&'static File> {
+    static DEV_ZERO: OnceLock<Option<File>> = OnceLock::new();
+    DEV_ZERO.get_or_init(|| File::open("/dev/zero").ok()).as_ref()
+}
+
+/// Takes the address out of a fresh mapping; the segment list owns it from
+/// now on and `munmap` releases it.
+fn leak_map(map: std::io::Result<memmap2::MmapMut>) -> *mut u8 {
+    match map {
+        Ok(mut m) => {
+            let p = m.as_mut_ptr();
+            std::mem::forget(m);
+            p
+        }
+        Err(_) => core::ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `p` is a mapping of `old` bytes made by one of the mmap backends.
+unsafe fn mremap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
+    // SAFETY: caller's contract; MAYMOVE keeps the old mapping on failure.
+    let q = unsafe { libc::mremap(p.cast(), old, new, libc::MREMAP_MAYMOVE) };
+    if q == libc::MAP_FAILED {
+        core::ptr::null_mut()
+    } else {
+        q.cast()
+    }
+}
+
+/// # Safety
+/// `p` is a mapping of `size` bytes made by one of the mmap backends.
+unsafe fn munmap(p: *mut u8, size: usize) {
+    // SAFETY: caller's contract.
+    unsafe { libc::munmap(p.cast(), size) };
+}
+
+// SAFETY: mappings are page-aligned and independent of any heap.
+unsafe impl Storage for MmapAnon {
+    fn name(&self) -> &'static str {
+        "mmap_anon"
+    }
+    fn alloc(&self, size: usize) -> *mut u8 {
+        leak_map(memmap2::MmapOptions::new().len(size).map_anon())
+    }
+    unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
+        // SAFETY: caller's contract.
+        unsafe { mremap(p, old, new) }
+    }
+    unsafe fn free(&self, p: *mut u8, size: usize) {
+        // SAFETY: caller's contract.
+        unsafe { munmap(p, size) }
+    }
+}
+
+// SAFETY: as MmapAnon; `map_copy` makes a private (copy-on-write) mapping, so
+// a forked child never shares heap pages with its parent.
+unsafe impl Storage for MmapZero {
+    fn name(&self) -> &'static str {
+        "mmap_zero"
+    }
+    fn alloc(&self, size: usize) -> *mut u8 {
+        match dev_zero() {
+            // SAFETY: /dev/zero cannot be truncated under the mapping.
+            Some(f) => leak_map(unsafe { memmap2::MmapOptions::new().len(size).map_copy(f) }),
+            None => core::ptr::null_mut(),
+        }
+    }
+    unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
+        // SAFETY: caller's contract.
+        unsafe { mremap(p, old, new) }
+    }
+    unsafe fn free(&self, p: *mut u8, size: usize) {
+        // SAFETY: caller's contract.
+        unsafe { munmap(p, size) }
+    }
+}
+
+/// The backends `ZEND_MM_MEM_TYPE` can name, the default first.
+pub static BACKENDS: [&dyn Storage; 3] = [&Malloc, &MmapAnon, &MmapZero];
+
+/// The backend called `name`.
+pub fn by_name(name: &str) -> Option<&'static dyn Storage> {
+    BACKENDS.iter().copied().find(|s| s.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_allocates_grows_and_frees() {
+        for s in BACKENDS {
+            let p = s.alloc(1 << 16);
+            assert!(!p.is_null(), "{}", s.name());
+            // SAFETY: fresh 64 KiB segment from `s`.
+            unsafe {
+                p.write_bytes(0xAB, 1 << 16);
+                let q = s.realloc(p, 1 << 16, 1 << 20);
+                assert!(!q.is_null(), "{}", s.name());
+                assert_eq!(*q.add((1 << 16) - 1), 0xAB);
+                s.free(q, 1 << 20);
+            }
+        }
+    }
+
+    #[test]
+    fn names_select_backends() {
+        assert_eq!(by_name("mmap_zero").map(|s| s.name()), Some("mmap_zero"));
+        assert!(by_name("win32").is_none());
+    }
+}

@@ -1,0 +1,143 @@
+//! The heap validator: walks every segment and every list and checks the
+//! invariants written in `block.rs` (I1..I5) and `accounting.rs`. Tests run
+//! it after every operation; `zendmm_check_heap` runs it on demand.
+
+use crate::block::{Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
+use crate::free_lists::{bucket_size, is_small, ListCounts, NUM_BUCKETS};
+use crate::heap::Heap;
+
+impl Heap {
+    /// Every problem found, one sentence each; empty for a healthy heap.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut walked = ListCounts::default();
+        let mut used_bytes = 0usize;
+        let mut blocks = 0usize;
+        let mut real = 0usize;
+        let mut nseg = 0usize;
+        let mut seg = self.segments.head();
+        while !seg.is_null() {
+            nseg += 1;
+            if nseg > self.segments.count() {
+                problems.push("segment list is longer than its count (a loop?)".into());
+                break;
+            }
+            // SAFETY: listed segments are live; the walk stops at the first
+            // tag that would leave the segment.
+            unsafe {
+                let size = seg.size();
+                real += size;
+                if size < self.segment_size || size % self.segment_size != 0 {
+                    problems.push(format!("segment {:p} has size {size}", seg.as_ptr()));
+                }
+                let guard_at = seg.as_ptr() as usize + size - HEADER_SIZE;
+                let mut b = seg.first_block();
+                let mut prev = Tag::FIRST;
+                loop {
+                    let t = b.tag();
+                    if b.addr() == guard_at {
+                        if !t.is_guard() || b.prev_tag() != prev {
+                            problems.push(format!("segment {:p}: bad guard", seg.as_ptr()));
+                        }
+                        break;
+                    }
+                    let bad_size = t.size() < MIN_SIZE
+                        || t.size() % ALIGNMENT != 0
+                        || b.addr() + t.size() > guard_at
+                        || t.is_guard();
+                    if bad_size {
+                        problems.push(format!("block {:#x}: bad tag {:#x}", b.addr(), t.raw()));
+                        break;
+                    }
+                    if b.prev_tag() != prev {
+                        problems.push(format!("block {:#x}: prev tag {:#x} != {:#x} (I1)", b.addr(), b.prev_tag().raw(), prev.raw()));
+                    }
+                    if t.is_free() && prev.is_free() {
+                        problems.push(format!("block {:#x}: two free neighbours (I2)", b.addr()));
+                    }
+                    if t.is_free() {
+                        let s = t.size();
+                        if t.is_rest() {
+                            walked.rest_blocks += 1;
+                            walked.rest_bytes += s;
+                        } else if is_small(s) {
+                            walked.small_blocks += 1;
+                            walked.small_bytes += s;
+                        } else {
+                            walked.large_blocks += 1;
+                            walked.large_bytes += s;
+                        }
+                    } else {
+                        used_bytes += t.size();
+                    }
+                    blocks += 1;
+                    prev = t;
+                    b = b.next();
+                }
+                seg = seg.next();
+            }
+        }
+        if nseg != self.segments.count() {
+            problems.push(format!("{nseg} segments walked, {} counted", self.segments.count()));
+        }
+        if real != self.acct.real_size {
+            problems.push(format!("segments hold {real} bytes, real_size says {}", self.acct.real_size));
+        }
+        // SAFETY: list walks are bounded by the number of blocks seen.
+        match unsafe { self.lists.census(blocks + 1) } {
+            Ok(listed) if listed != walked => {
+                problems.push(format!("free lists hold {listed:?}, segments have {walked:?} (I3)"))
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        let (cached_blocks, cached_bytes) = self.cache_census(blocks + 1, &mut problems);
+        let _ = cached_blocks;
+        if cached_bytes != self.cache.cached() {
+            problems.push(format!("cache holds {cached_bytes} bytes, counter says {}", self.cache.cached()));
+        }
+        if used_bytes != self.acct.size {
+            problems.push(format!("used blocks hold {used_bytes} bytes, size says {}", self.acct.size));
+        }
+        if self.acct.peak < self.acct.size || self.acct.real_peak < self.acct.real_size {
+            problems.push("a peak is below its current value".into());
+        }
+        if self.acct.real_size > self.acct.limit {
+            problems.push(format!("real_size {} exceeds the limit {}", self.acct.real_size, self.acct.limit));
+        }
+        problems
+    }
+
+    /// The first problem, for tests.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.check().into_iter().next() {
+            Some(p) => Err(p),
+            None => Ok(()),
+        }
+    }
+
+    fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> (usize, usize) {
+        let (mut n, mut bytes) = (0, 0);
+        for i in 0..NUM_BUCKETS {
+            let mut b: Block = self.cache.head(i);
+            while !b.is_null() {
+                // SAFETY: cached blocks are live used blocks; the walk is bounded.
+                unsafe {
+                    let t = b.tag();
+                    if !t.is_used() || t.size() != bucket_size(i) {
+                        problems.push(format!("cached block {:#x} in bucket {i} has tag {:#x}", b.addr(), t.raw()));
+                        break;
+                    }
+                    n += 1;
+                    bytes += t.size();
+                    if n > limit {
+                        problems.push("fastcache stacks loop".into());
+                        return (n, bytes);
+                    }
+                    b = b.prev_free();
+                }
+            }
+        }
+        (n, bytes)
+    }
+}
