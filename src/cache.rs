@@ -85,3 +85,43 @@ impl FastCache {
         self.heads[index]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Tag;
+
+    #[test]
+    fn stacks_are_lifo_per_bucket_and_count_bytes() {
+        let mut mem = vec![0usize; 64];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let mut c = FastCache::new();
+        // SAFETY: three 32/40-byte blocks laid out inside `mem`.
+        unsafe {
+            let (a, b, d) = (Block::at(base, 0), Block::at(base, 64), Block::at(base, 128));
+            for x in [a, b, d] {
+                x.set_tag_only(Tag::used(32));
+            }
+            c.push(a, 0, 32);
+            c.push(b, 0, 32);
+            c.push(d, 1, 40);
+            assert_eq!(c.cached(), 104);
+            assert_eq!(c.pop(0, 32), b);
+            assert_eq!(c.pop(0, 32), a);
+            assert!(c.pop(0, 32).is_null());
+            assert_eq!((c.hits, c.misses, c.cached()), (2, 1, 40));
+            let heads = c.take_all();
+            assert_eq!(heads[1], d);
+            assert_eq!(c.cached(), 0);
+        }
+    }
+
+    #[test]
+    fn room_ends_at_the_budget() {
+        let mut c = FastCache::new();
+        let mut mem = vec![0usize; 8];
+        // SAFETY: one block inside `mem`, pushed with a fake size to reach the budget.
+        unsafe { c.push(Block::at(mem.as_mut_ptr().cast(), 0), 0, CACHE_SIZE) };
+        assert!(!c.has_room());
+    }
+}

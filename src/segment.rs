@@ -225,3 +225,48 @@ impl SegmentList {
         self.count = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::MIN_SIZE;
+
+    #[test]
+    fn a_formatted_segment_is_one_free_block_and_a_guard() {
+        let mut mem = vec![0usize; 512];
+        // SAFETY: 4096 bytes of `mem`.
+        unsafe {
+            let (seg, first) = Segment::format(mem.as_mut_ptr().cast(), 4096);
+            assert_eq!(seg.size(), 4096);
+            assert_eq!(first, seg.first_block());
+            assert_eq!(first.tag(), Tag::free(4096 - SEGMENT_OVERHEAD));
+            assert_eq!(first.prev_tag(), Tag::FIRST);
+            assert_eq!(first.next(), seg.guard());
+            assert!(seg.guard().tag().is_guard());
+            assert_eq!(seg.guard().prev_tag(), first.tag());
+            assert_eq!(Segment::of_first_block(first), seg);
+            assert!(seg.contains(first.data() as usize) && !seg.contains(seg.as_ptr() as usize + 4096));
+            assert!(4096 - SEGMENT_OVERHEAD >= MIN_SIZE);
+        }
+    }
+
+    #[test]
+    fn the_list_links_both_ways() {
+        let mut mems: Vec<Vec<usize>> = (0..3).map(|_| vec![0usize; 16]).collect();
+        let mut list = SegmentList::new();
+        let segs: Vec<Segment> = mems.iter_mut().map(|m| Segment::from_raw(m.as_mut_ptr().cast())).collect();
+        // SAFETY: each fake segment has room for its header.
+        unsafe {
+            for &s in &segs {
+                list.push(s);
+            }
+            assert_eq!((list.head(), list.count()), (segs[2], 3));
+            list.unlink(segs[1]);
+            assert_eq!(segs[2].next(), segs[0]);
+            assert_eq!(segs[0].prev(), segs[2]);
+            list.unlink(segs[2]);
+            assert_eq!((list.head(), list.count()), (segs[0], 1));
+            assert!(segs[0].prev().is_null());
+        }
+    }
+}

@@ -141,3 +141,42 @@ impl Heap {
         (n, bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Heap};
+
+    #[test]
+    fn a_healthy_heap_has_no_problems() {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        let ps: Vec<_> = (0..100).map(|i| h.alloc(i * 37).unwrap().as_ptr()).collect();
+        for p in ps.iter().step_by(3) {
+            // SAFETY: each pointer is live and freed once.
+            unsafe { h.free(*p) };
+        }
+        assert_eq!(h.check(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_scribbled_header_is_reported() {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        let a = h.alloc(100).unwrap().as_ptr();
+        let _b = h.alloc(100).unwrap().as_ptr();
+        // SAFETY: writes 8 bytes past `a`'s 120-byte block, into `b`'s header:
+        // exactly the overflow the validator must notice.
+        unsafe { a.add(104).cast::<usize>().write(0x4141_4141) };
+        let problems = h.check();
+        assert!(!problems.is_empty());
+        assert!(problems[0].contains("bad tag"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_wrong_counter_is_reported() {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        h.acct.size += 8;
+        assert!(h.check().iter().any(|p| p.contains("size says")));
+    }
+}
