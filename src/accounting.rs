@@ -69,6 +69,12 @@ impl Accounting {
     }
 }
 
+impl Default for Accounting {
+    fn default() -> Accounting {
+        Accounting::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,12 @@ impl FastCache {
     }
 }
 
+impl Default for FastCache {
+    fn default() -> FastCache {
+        FastCache::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

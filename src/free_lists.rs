@@ -599,6 +599,12 @@ impl FreeLists {
     }
 }
 
+impl Default for FreeLists {
+    fn default() -> FreeLists {
+        FreeLists::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

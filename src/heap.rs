@@ -24,6 +24,13 @@ use core::ptr::{self, NonNull};
 /// Largest request served by the small fast path.
 const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - HEADER_SIZE - 8;
 
+/// `set_limit` refused: the heap already holds more segment bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitBelowUsage {
+    pub limit: usize,
+    pub real_usage: usize,
+}
+
 pub struct Heap {
     pub(crate) cache: FastCache,
     pub(crate) acct: Accounting,
@@ -548,12 +555,12 @@ impl Heap {
 
     /// Sets `memory_limit` (at least one segment). Refused, leaving the old
     /// limit, when segments already held exceed it even after a cache flush.
-    pub fn set_limit(&mut self, limit: usize) -> Result<(), ()> {
+    pub fn set_limit(&mut self, limit: usize) -> Result<(), LimitBelowUsage> {
         let limit = limit.max(self.segment_size);
         if limit < self.acct.real_size {
             self.flush_cache();
             if limit < self.acct.real_size {
-                return Err(());
+                return Err(LimitBelowUsage { limit, real_usage: self.acct.real_size });
             }
         }
         self.acct.limit = limit;

@@ -74,6 +74,12 @@ impl StackBuf {
     }
 }
 
+impl Default for StackBuf {
+    fn default() -> StackBuf {
+        StackBuf::new()
+    }
+}
+
 impl Write for StackBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Keep one byte for the NUL; truncate rather than fail.

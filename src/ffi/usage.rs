@@ -13,7 +13,7 @@ pub unsafe extern "C" fn zend_set_memory_limit(memory_limit: usize) -> zend_resu
     // SAFETY: see `heap_of`.
     match unsafe { (*heap_of(current_heap())).set_limit(memory_limit) } {
         Ok(()) => SUCCESS,
-        Err(()) => FAILURE,
+        Err(_) => FAILURE,
     }
 }
 
