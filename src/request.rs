@@ -9,6 +9,7 @@
 //! the reserve) is unchanged.
 
 use crate::block::HEADER_SIZE;
+use crate::config::RESERVE_SIZE;
 use crate::heap::Heap;
 use crate::segment::{Segment, SEGMENT_OVERHEAD};
 use core::ptr;
@@ -27,7 +28,10 @@ impl Heap {
     /// PHP's signature; leak reports are not implemented here.
     pub fn shutdown(&mut self, full: bool, _silent: bool) {
         let real_peak = self.acct.real_peak;
-        let keep = self.release_all_segments(!full);
+        // Keep a segment only if the reserve will live in it; a tiny segment
+        // size gives the reserve a dedicated segment instead.
+        let reserve_fits = self.segment_size - SEGMENT_OVERHEAD >= RESERVE_SIZE + HEADER_SIZE;
+        let keep = self.release_all_segments(!full && reserve_fits);
         self.lists.clear();
         self.cache.clear();
         self.acct.reset();
