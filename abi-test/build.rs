@@ -21,7 +21,14 @@ fn main() {
     // form the Rust mirror gives it.
     cfg.skip_struct(|ty| ty == "zend_mm_heap")
         .skip_type(|ty| ty == "zend_mm_heap")
-        .skip_roundtrip(|ty| ty == "zend_mm_heap");
+;
+
+    // PHP declares the storage's handlers `const`; ctest2's field-type probe
+    // returns a non-const pointer to it. Offset and size are still compared.
+    // ctest2's by-value round trip of that struct crashes once a field probe
+    // is skipped; its size, alignment and field offsets are still compared.
+    cfg.skip_field_type(|s, field| s == "zend_mm_storage" && field == "handlers");
+    cfg.skip_roundtrip(|ty| ty == "zend_mm_heap" || ty == "zend_mm_storage");
 
     cfg.generate("src/decls.rs", "all.rs");
 }

@@ -7,6 +7,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct zend_mm_storage zend_mm_storage;
+
+// PHP 8.2's storage callbacks (`zend_mm_startup_ex`). A NULL `chunk_truncate`
+// or `chunk_extend` means "cannot resize in place".
+typedef void *(*zend_mm_chunk_alloc_t)(zend_mm_storage *storage, size_t size, size_t alignment);
+typedef void (*zend_mm_chunk_free_t)(zend_mm_storage *storage, void *chunk, size_t size);
+typedef bool (*zend_mm_chunk_truncate_t)(zend_mm_storage *storage, void *chunk, size_t old_size, size_t new_size);
+typedef bool (*zend_mm_chunk_extend_t)(zend_mm_storage *storage, void *chunk, size_t old_size, size_t new_size);
+
+typedef struct zend_mm_handlers {
+    zend_mm_chunk_alloc_t chunk_alloc;
+    zend_mm_chunk_free_t chunk_free;
+    zend_mm_chunk_truncate_t chunk_truncate;
+    zend_mm_chunk_extend_t chunk_extend;
+} zend_mm_handlers;
+
+// The storage handed to each callback: the handlers and the heap's copy of
+// the `data` given to `zend_mm_startup_ex`.
+struct zend_mm_storage {
+    const zend_mm_handlers handlers;
+    void *data;
+};
+
 // The version of `zendmm_heap_stats` this library fills.
 #define ZENDMM_STATS_VERSION 1
 
@@ -25,8 +48,16 @@ typedef enum zendmm_error_kind {
     ZENDMM_ERROR_PERSISTENT_OUT_OF_MEMORY = 5,
 } zendmm_error_kind;
 
-// A heap, opaque to C (PHP's `zend_mm_heap`).
+// A heap, opaque to C (PHP's `zend_mm_heap`): the core heap plus the state
+// PHP's API attaches to it.
 typedef struct zend_mm_heap zend_mm_heap;
+
+// Custom handler types (`zend_mm_set_custom_handlers`).
+typedef void *(*zend_mm_malloc_fn)(size_t size);
+
+typedef void (*zend_mm_free_fn)(void *ptr);
+
+typedef void *(*zend_mm_realloc_fn)(void *ptr, size_t size);
 
 // A fatal-error handler, called with the kind and PHP's message (no
 // `PHP Fatal error:  ` prefix). It may `longjmp` out, as PHP's bailout does:
@@ -76,6 +107,30 @@ typedef int zend_result;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Routes `_emalloc`, `_efree` and `_erealloc` of `heap` to the given
+// functions (profilers use this); three NULLs give the heap back to zendmm.
+//
+// # Safety
+// `heap` is a live heap. Blocks allocated before the switch must be freed
+// by whoever allocated them.
+void zend_mm_set_custom_handlers(struct zend_mm_heap *heap,
+                                 zend_mm_malloc_fn _malloc,
+                                 zend_mm_free_fn _free,
+                                 zend_mm_realloc_fn _realloc);
+
+// Writes `heap`'s custom handlers, or NULLs when it has none.
+//
+// # Safety
+// `heap` is a live heap; each out-pointer is NULL or writable.
+void zend_mm_get_custom_handlers(struct zend_mm_heap *heap,
+                                 zend_mm_malloc_fn *_malloc,
+                                 zend_mm_free_fn *_free,
+                                 zend_mm_realloc_fn *_realloc);
+
+// Does the current heap route to custom handlers (or to tracked malloc)?
+// Like PHP 8.2, the argument is ignored: the current heap is asked.
+bool zend_mm_is_custom_heap(struct zend_mm_heap *_new_heap);
 
 // Allocates `size` bytes of request memory (`emalloc`). Never returns NULL:
 // failures are fatal errors. `size == 0` gives a real block.
@@ -134,15 +189,96 @@ char *_estrdup(const char *s);
 char *_estrndup(const char *s, size_t length);
 
 // Usable bytes of a request block (`zend_mem_block_size`): at least what was
-// asked for. 0 for NULL.
+// asked for. 0 for NULL and on heaps with custom handlers (as in PHP).
 //
 // # Safety
 // `ptr` is NULL or a live block of the current heap.
 size_t _zend_mem_block_size(void *ptr);
 
+// `emalloc`, or NULL past the memory limit.
+//
+// # Safety
+// Not thread-safe.
+void *_femalloc(size_t size);
+
+// `ecalloc`, or NULL past the memory limit.
+//
+// # Safety
+// Not thread-safe.
+void *_fecalloc(size_t nmemb, size_t size);
+
+// `erealloc`, or NULL (the block untouched) past the memory limit.
+//
+// # Safety
+// `ptr` is NULL or a live block of the current heap.
+void *_ferealloc(void *ptr, size_t size);
+
+// `erealloc2`, or NULL past the memory limit.
+//
+// # Safety
+// `ptr` is NULL or a live block of the current heap.
+void *_ferealloc2(void *ptr, size_t size, size_t copy_size);
+
+// `safe_emalloc`, or NULL past the memory limit.
+//
+// # Safety
+// Not thread-safe.
+void *_safe_femalloc(size_t nmemb, size_t size, size_t offset);
+
+// `safe_erealloc`, or NULL past the memory limit.
+//
+// # Safety
+// `ptr` is NULL or a live block of the current heap.
+void *_safe_ferealloc(void *ptr, size_t nmemb, size_t size, size_t offset);
+
+// Is the current heap in fallible mode (every allocation may return NULL)?
+bool zend_mm_is_fallible(void);
+
+// Puts the current heap in or out of fallible mode.
+//
+// # Safety
+// Not thread-safe.
+void zend_mm_set_fallible(bool fallible);
+
 // A new, independent heap configured from the environment, holding its
 // reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
 struct zend_mm_heap *zend_mm_startup(void);
+
+// A new heap taking its segments from `handlers` (PHP 8.2's signature):
+// `chunk_alloc(storage, size, alignment)` is asked for whole segments
+// (256 KiB multiples, alignment 256 KiB), `chunk_free` gets them back, and
+// `chunk_truncate`/`chunk_extend` (either may be NULL) resize one in place.
+// `data_size` bytes at `data` are copied into the heap and reachable as
+// `storage->data`. The callbacks must not allocate from this heap. Returns
+// NULL when `handlers` is NULL.
+//
+// # Safety
+// `handlers` is NULL or valid; `data` has `data_size` readable bytes.
+struct zend_mm_heap *zend_mm_startup_ex(const zend_mm_handlers *handlers,
+                                        void *data,
+                                        size_t data_size);
+
+// The storage of a heap made by `zend_mm_startup_ex`, else NULL.
+//
+// # Safety
+// `heap` is NULL or a live heap.
+zend_mm_storage *zend_mm_get_storage(struct zend_mm_heap *heap);
+
+// Empties `heap`'s fastcache into its free lists, giving back segments
+// that become empty (`gc_mem_caches()`); returns the bytes the cache held.
+// 0 for heaps with custom handlers.
+//
+// # Safety
+// `heap` is NULL or a live heap.
+size_t zend_mm_gc(struct zend_mm_heap *heap);
+
+// Does `ptr` point into a live block of the current heap? Any address
+// inside a block's data counts; free and cached blocks, segment headers and
+// foreign memory do not. Walks the segment holding `ptr`.
+//
+// # Safety
+// Not thread-safe.
+bool is_zend_ptr(const void *ptr);
 
 // Ends a request on `heap`, or with `full_shutdown` releases it entirely
 // (the process heap stays usable; another heap is freed, and if it was the
@@ -284,12 +420,22 @@ void *perealloc(void *ptr, size_t size, bool persistent);
 // `s` is a valid NUL-terminated string.
 char *pestrdup(const char *s, bool persistent);
 
-// Sets `memory_limit` in bytes (at least one segment). Returns FAILURE and
-// keeps the old limit when the heap already holds more than `memory_limit`.
+// Sets `memory_limit` in bytes (at least one segment; at most
+// `ZEND_LONG_MAX`, as PHP 8.2.36 clamps it). Returns FAILURE and keeps the
+// old limit when the heap already holds more than `memory_limit` (PHP then
+// warns "Failed to set memory limit ...").
 //
 // # Safety
 // Not thread-safe.
 zend_result zend_set_memory_limit(size_t memory_limit);
+
+// Sets the hard limit as a percentage of `memory_limit` (PHP 8.2.36's
+// `memory_hard_limit_percent`): at least 100, or -1 for the default (twice
+// the limit up to 1 GiB, the limit plus 1 GiB above). Other values: FAILURE.
+//
+// # Safety
+// Not thread-safe.
+zend_result zend_set_memory_hard_limit_percent(int64_t percent);
 
 // Bytes of request blocks in use, headers included (`real_usage` false), or
 // bytes of segments held (`real_usage` true): `memory_get_usage()`.
@@ -311,8 +457,9 @@ size_t zend_memory_peak_usage(bool real_usage);
 void zend_memory_reset_peak_usage(void);
 
 // Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-// `ZEND_MM_COMPACT`; a bad value prints PHP's message and exits 255) and
-// creates the 8 KiB reserve. Allocating before this call is allowed.
+// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`; a bad value prints a message and
+// exits 255) and creates the 8 KiB reserve. Allocating before this call is
+// allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 //
 // # Safety
 // Not thread-safe.
@@ -326,8 +473,23 @@ void start_memory_manager(void);
 // No request block may be used afterwards.
 void shutdown_memory_manager(bool silent, bool full_shutdown);
 
-// True: request memory is zendmm's.
+// True when request memory is zendmm's (false with custom handlers or
+// `USE_ZEND_ALLOC=0`, in which case PHP frees every block itself).
 bool is_zend_mm(void);
+
+// Caps the number of allocations of the current request (PHP 8.2.36's
+// `ZEND_MM_MAX_ALLOCS`, a testing aid); 0 removes the cap.
+//
+// # Safety
+// Not thread-safe.
+void zend_mm_set_max_allocs(uint64_t max_allocs);
+
+// Has the current request reached its allocation cap?
+bool zend_mm_max_allocs_hit(void);
+
+// Is a memory-limit error being reported right now? PHP then discards its
+// output buffers.
+bool zend_alloc_in_memory_limit_error_reporting(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -43,7 +43,25 @@ pub const ENV_VARS: &[EnvVar] = &[
         accepts: "a size (k/m/g suffixes, 0x hex); 0 never compacts",
         meaning: "compact storage after a request whose real peak exceeded it",
     },
+    EnvVar {
+        name: "USE_ZEND_ALLOC",
+        default: "1",
+        accepts: "an integer; 0 hands request memory to libc malloc (still counted and limited)",
+        meaning: "use zendmm's heap for request memory",
+    },
 ];
+
+/// `USE_ZEND_ALLOC`: `Ok(false)` for 0, `Ok(true)` when unset or any other
+/// integer; `Err` with the message for anything else.
+pub fn use_zend_alloc() -> Result<bool, String> {
+    match std::env::var("USE_ZEND_ALLOC") {
+        Err(_) => Ok(true),
+        Ok(v) => match v.trim().parse::<i64>() {
+            Ok(n) => Ok(n != 0),
+            Err(_) => Err(format!("USE_ZEND_ALLOC must be an integer (0 disables zendmm's heap), got '{v}'\n")),
+        },
+    }
+}
 
 /// How a heap is set up.
 #[derive(Clone, Copy)]

@@ -567,6 +567,64 @@ impl Heap {
         Ok(())
     }
 
+    /// Sets the limit without the checks of `set_limit`: the PHP glue lets an
+    /// allocation pass `memory_limit` up to the hard limit.
+    pub(crate) fn replace_limit(&mut self, limit: usize) -> usize {
+        core::mem::replace(&mut self.acct.limit, limit)
+    }
+
+    /// Empties the fastcache (`zend_mm_gc`); returns the bytes it held.
+    pub fn gc(&mut self) -> usize {
+        let cached = self.cache.cached();
+        self.flush_cache();
+        cached
+    }
+
+    /// Is `p` inside the data of a live block of this heap (not free, not
+    /// resting in the fastcache)? Walks the segment holding `p`: for
+    /// `is_zend_ptr`, not for hot paths.
+    pub fn is_live_ptr(&self, p: *const u8) -> bool {
+        let addr = p as usize;
+        let mut seg = self.segments.head();
+        while !seg.is_null() {
+            // SAFETY: listed segments are live; their blocks are walked by tags (I1, I4).
+            unsafe {
+                if seg.contains(addr) {
+                    let mut b = seg.first_block();
+                    loop {
+                        let t = b.tag();
+                        if t.is_guard() || t.size() == 0 {
+                            return false;
+                        }
+                        if addr < b.addr() + t.size() {
+                            return t.is_used() && addr >= b.data() as usize && !self.is_cached(b);
+                        }
+                        b = b.next();
+                    }
+                }
+                seg = seg.next();
+            }
+        }
+        false
+    }
+
+    fn is_cached(&self, b: Block) -> bool {
+        // SAFETY: cached blocks are live used blocks (I3).
+        let size = unsafe { b.tag().size() };
+        if !is_small(size) {
+            return false;
+        }
+        let mut c = self.cache.head(bucket_index(size));
+        while !c.is_null() {
+            if c == b {
+                return true;
+            }
+            // SAFETY: as above.
+            c = unsafe { c.prev_free() };
+        }
+        false
+    }
+
     /// Allocates the emergency reserve if it is missing.
     pub(crate) fn create_reserve(&mut self) {
         if self.reserve.is_null() {

@@ -19,6 +19,7 @@ pub mod cache;
 pub mod config;
 pub mod ffi;
 pub mod free_lists;
+mod glue;
 pub mod heap;
 pub mod report;
 pub mod request;

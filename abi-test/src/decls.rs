@@ -22,6 +22,33 @@ pub enum zendmm_error_kind {
 pub type zendmm_error_handler =
     Option<unsafe extern "C" fn(kind: zendmm_error_kind, message: *const c_char)>;
 
+pub type zend_mm_malloc_fn = Option<unsafe extern "C" fn(size: size_t) -> *mut c_void>;
+pub type zend_mm_free_fn = Option<unsafe extern "C" fn(ptr: *mut c_void)>;
+pub type zend_mm_realloc_fn = Option<unsafe extern "C" fn(ptr: *mut c_void, size: size_t) -> *mut c_void>;
+
+pub type zend_mm_chunk_alloc_t =
+    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, size: size_t, alignment: size_t) -> *mut c_void>;
+pub type zend_mm_chunk_free_t = Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, size: size_t)>;
+pub type zend_mm_chunk_truncate_t =
+    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: size_t, new_size: size_t) -> bool>;
+pub type zend_mm_chunk_extend_t =
+    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: size_t, new_size: size_t) -> bool>;
+
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct zend_mm_handlers {
+    pub chunk_alloc: zend_mm_chunk_alloc_t,
+    pub chunk_free: zend_mm_chunk_free_t,
+    pub chunk_truncate: zend_mm_chunk_truncate_t,
+    pub chunk_extend: zend_mm_chunk_extend_t,
+}
+
+#[repr(C)]
+pub struct zend_mm_storage {
+    pub handlers: zend_mm_handlers,
+    pub data: *mut c_void,
+}
+
 pub const ZENDMM_STATS_VERSION: u32 = 1;
 
 #[repr(C)]
@@ -97,6 +124,31 @@ extern "C" {
     pub fn _zend_mm_block_size(heap: *mut zend_mm_heap, p: *mut c_void) -> size_t;
     pub fn zend_mm_set_heap(new_heap: *mut zend_mm_heap) -> *mut zend_mm_heap;
     pub fn zend_mm_get_heap() -> *mut zend_mm_heap;
+
+    // PHP 8.2.36's fallible allocations
+    pub fn _femalloc(size: size_t) -> *mut c_void;
+    pub fn _fecalloc(nmemb: size_t, size: size_t) -> *mut c_void;
+    pub fn _ferealloc(ptr: *mut c_void, size: size_t) -> *mut c_void;
+    pub fn _ferealloc2(ptr: *mut c_void, size: size_t, copy_size: size_t) -> *mut c_void;
+    pub fn _safe_femalloc(nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn _safe_ferealloc(ptr: *mut c_void, nmemb: size_t, size: size_t, offset: size_t) -> *mut c_void;
+    pub fn zend_mm_is_fallible() -> bool;
+    pub fn zend_mm_set_fallible(fallible: bool);
+
+    // custom handlers, storage, ownership
+    pub fn zend_mm_set_custom_handlers(heap: *mut zend_mm_heap, _malloc: zend_mm_malloc_fn, _free: zend_mm_free_fn, _realloc: zend_mm_realloc_fn);
+    pub fn zend_mm_get_custom_handlers(heap: *mut zend_mm_heap, _malloc: *mut zend_mm_malloc_fn, _free: *mut zend_mm_free_fn, _realloc: *mut zend_mm_realloc_fn);
+    pub fn zend_mm_is_custom_heap(_new_heap: *mut zend_mm_heap) -> bool;
+    pub fn zend_mm_startup_ex(handlers: *const zend_mm_handlers, data: *mut c_void, data_size: size_t) -> *mut zend_mm_heap;
+    pub fn zend_mm_get_storage(heap: *mut zend_mm_heap) -> *mut zend_mm_storage;
+    pub fn zend_mm_gc(heap: *mut zend_mm_heap) -> size_t;
+    pub fn is_zend_ptr(ptr: *const c_void) -> bool;
+
+    // PHP 8.2.36's limits and testing aids
+    pub fn zend_set_memory_hard_limit_percent(percent: i64) -> zend_result;
+    pub fn zend_mm_set_max_allocs(max_allocs: u64);
+    pub fn zend_mm_max_allocs_hit() -> bool;
+    pub fn zend_alloc_in_memory_limit_error_reporting() -> bool;
 
     // zendmm's own additions
     pub fn zendmm_set_error_handler(handler: zendmm_error_handler) -> zendmm_error_handler;

@@ -1,37 +1,72 @@
 //! Request memory: `_emalloc` & co., on the current heap.
 
-use super::{current_heap, heap_of, raise, safe_address};
-use crate::heap::Heap;
+use super::types::zend_mm_heap;
+use super::{complete, current_heap, custom, heap_of, safe_address, settle};
 use crate::MemError;
 use core::ptr;
 use libc::{c_char, c_void};
 
+/// Allocation on `h`, with custom handlers honoured. `fallible`: NULL
+/// instead of a fatal error when the limit or the storage says no.
 #[inline(always)]
-fn alloc_or_raise(heap: *mut Heap, size: usize) -> *mut c_void {
+pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
     // SAFETY: see `heap_of`.
-    match unsafe { (*heap).alloc(size) } {
-        Ok(p) => p.as_ptr().cast(),
-        Err(e) => raise(heap, e),
+    if !unsafe { (*h).custom }.is_none() {
+        return custom::malloc(h, size, fallible);
     }
+    complete(h, fallible, |heap| heap.alloc(size))
 }
 
+/// # Safety
+/// `p` is NULL or a live block of `h`.
 #[inline(always)]
-fn checked_or_raise(heap: *mut Heap, r: Result<usize, MemError>) -> usize {
-    match r {
-        Ok(n) => n,
-        Err(e) => raise(heap, e),
+pub(crate) unsafe fn efree_on(h: *mut zend_mm_heap, p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
+        if !(*h).custom.is_none() {
+            return custom::free(h, p);
+        }
+        (*heap_of(h)).free(p.cast())
     }
 }
 
 /// # Safety
-/// `ptr` is null or a live block of `heap`.
+/// `p` is NULL or a live block of `h`.
 #[inline(always)]
-pub(crate) unsafe fn realloc_or_raise(heap: *mut Heap, ptr: *mut c_void, size: usize, copy: usize) -> *mut c_void {
+pub(crate) unsafe fn erealloc_on(h: *mut zend_mm_heap, p: *mut c_void, size: usize, copy: usize, fallible: bool) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
-    match unsafe { (*heap).realloc2(ptr.cast(), size, copy) } {
-        Ok(p) => p.as_ptr().cast(),
-        Err(e) => raise(heap, e),
+    unsafe {
+        if !(*h).custom.is_none() {
+            return custom::realloc(h, p, size, copy, fallible);
+        }
+        complete(h, fallible, |heap| heap.realloc2(p.cast(), size, copy))
     }
+}
+
+/// `nmemb * size + offset`, or the settled overflow error (NULL when it returns).
+#[inline(always)]
+pub(crate) fn checked_size(h: *mut zend_mm_heap, r: Result<usize, MemError>, fallible: bool) -> Option<usize> {
+    match r {
+        Ok(n) => Some(n),
+        Err(e) => {
+            settle(h, e, fallible, &mut |_| Err(e));
+            None
+        }
+    }
+}
+
+/// `ecalloc` on `h`.
+pub(crate) fn ecalloc_on(h: *mut zend_mm_heap, nmemb: usize, size: usize, fallible: bool) -> *mut c_void {
+    let Some(n) = checked_size(h, safe_address(nmemb, size, 0), fallible) else { return ptr::null_mut() };
+    let p = emalloc_on(h, n, fallible);
+    if !p.is_null() {
+        // SAFETY: `p` holds at least `n` bytes.
+        unsafe { ptr::write_bytes(p.cast::<u8>(), 0, n) };
+    }
+    p
 }
 
 /// Allocates `size` bytes of request memory (`emalloc`). Never returns NULL:
@@ -41,7 +76,7 @@ pub(crate) unsafe fn realloc_or_raise(heap: *mut Heap, ptr: *mut c_void, size: u
 /// Not thread-safe (see the module docs of `ffi`).
 #[no_mangle]
 pub unsafe extern "C" fn _emalloc(size: usize) -> *mut c_void {
-    alloc_or_raise(heap_of(current_heap()), size)
+    emalloc_on(current_heap(), size, false)
 }
 
 /// Frees request memory (`efree`); NULL is ignored.
@@ -50,11 +85,8 @@ pub unsafe extern "C" fn _emalloc(size: usize) -> *mut c_void {
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
 pub unsafe extern "C" fn _efree(ptr: *mut c_void) {
-    if ptr.is_null() {
-        return;
-    }
-    // SAFETY: caller's contract; see `heap_of`.
-    unsafe { (*heap_of(current_heap())).free(ptr.cast()) }
+    // SAFETY: caller's contract.
+    unsafe { efree_on(current_heap(), ptr) }
 }
 
 /// Resizes request memory, keeping its contents (`erealloc`); NULL allocates.
@@ -64,7 +96,7 @@ pub unsafe extern "C" fn _efree(ptr: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn _erealloc(ptr: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: caller's contract.
-    unsafe { realloc_or_raise(heap_of(current_heap()), ptr, size, usize::MAX) }
+    unsafe { erealloc_on(current_heap(), ptr, size, usize::MAX, false) }
 }
 
 /// As `_erealloc`, copying only the first `copy_size` bytes if the block moves.
@@ -74,7 +106,7 @@ pub unsafe extern "C" fn _erealloc(ptr: *mut c_void, size: usize) -> *mut c_void
 #[no_mangle]
 pub unsafe extern "C" fn _erealloc2(ptr: *mut c_void, size: usize, copy_size: usize) -> *mut c_void {
     // SAFETY: caller's contract.
-    unsafe { realloc_or_raise(heap_of(current_heap()), ptr, size, copy_size) }
+    unsafe { erealloc_on(current_heap(), ptr, size, copy_size, false) }
 }
 
 /// Allocates `nmemb * size` zeroed bytes (`ecalloc`); an overflowing product
@@ -84,12 +116,7 @@ pub unsafe extern "C" fn _erealloc2(ptr: *mut c_void, size: usize, copy_size: us
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn _ecalloc(nmemb: usize, size: usize) -> *mut c_void {
-    let heap = heap_of(current_heap());
-    let n = checked_or_raise(heap, safe_address(nmemb, size, 0));
-    let p = alloc_or_raise(heap, n);
-    // SAFETY: `p` holds at least `n` bytes.
-    unsafe { ptr::write_bytes(p.cast::<u8>(), 0, n) };
-    p
+    ecalloc_on(current_heap(), nmemb, size, false)
 }
 
 /// Allocates `nmemb * size + offset` bytes (`safe_emalloc`).
@@ -98,8 +125,11 @@ pub unsafe extern "C" fn _ecalloc(nmemb: usize, size: usize) -> *mut c_void {
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_emalloc(nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let heap = heap_of(current_heap());
-    alloc_or_raise(heap, checked_or_raise(heap, safe_address(nmemb, size, offset)))
+    let h = current_heap();
+    match checked_size(h, safe_address(nmemb, size, offset), false) {
+        Some(n) => emalloc_on(h, n, false),
+        None => ptr::null_mut(),
+    }
 }
 
 /// Resizes to `nmemb * size + offset` bytes (`safe_erealloc`).
@@ -108,10 +138,30 @@ pub unsafe extern "C" fn _safe_emalloc(nmemb: usize, size: usize, offset: usize)
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_erealloc(ptr: *mut c_void, nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let heap = heap_of(current_heap());
-    let n = checked_or_raise(heap, safe_address(nmemb, size, offset));
-    // SAFETY: caller's contract.
-    unsafe { realloc_or_raise(heap, ptr, n, usize::MAX) }
+    let h = current_heap();
+    match checked_size(h, safe_address(nmemb, size, offset), false) {
+        // SAFETY: caller's contract.
+        Some(n) => unsafe { erealloc_on(h, ptr, n, usize::MAX, false) },
+        None => ptr::null_mut(),
+    }
+}
+
+/// Copies `len` bytes of `s` into request memory and adds a NUL.
+///
+/// # Safety
+/// `s` has `len` readable bytes.
+unsafe fn copy_string(s: *const c_char, len: usize) -> *mut c_char {
+    let h = current_heap();
+    let Some(n) = checked_size(h, safe_address(1, len, 1), false) else { return ptr::null_mut() };
+    let p = emalloc_on(h, n, false).cast::<c_char>();
+    if !p.is_null() {
+        // SAFETY: `p` holds `len + 1` bytes; `s` has `len` readable bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(s, p, len);
+            *p.add(len) = 0;
+        }
+    }
+    p
 }
 
 /// Copies a NUL-terminated string into request memory (`estrdup`).
@@ -121,13 +171,7 @@ pub unsafe extern "C" fn _safe_erealloc(ptr: *mut c_void, nmemb: usize, size: us
 #[no_mangle]
 pub unsafe extern "C" fn _estrdup(s: *const c_char) -> *mut c_char {
     // SAFETY: caller's contract.
-    let len = unsafe { libc::strlen(s) };
-    let heap = heap_of(current_heap());
-    let n = checked_or_raise(heap, safe_address(1, len, 1));
-    let p = alloc_or_raise(heap, n).cast::<c_char>();
-    // SAFETY: `p` holds `len + 1` bytes; `s` has `len + 1` readable bytes.
-    unsafe { ptr::copy_nonoverlapping(s, p, n) };
-    p
+    unsafe { copy_string(s, libc::strlen(s)) }
 }
 
 /// Copies `length` bytes of `s` into request memory and adds a NUL (`estrndup`).
@@ -136,27 +180,23 @@ pub unsafe extern "C" fn _estrdup(s: *const c_char) -> *mut c_char {
 /// `s` has `length` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn _estrndup(s: *const c_char, length: usize) -> *mut c_char {
-    let heap = heap_of(current_heap());
-    let n = checked_or_raise(heap, safe_address(1, length, 1));
-    let p = alloc_or_raise(heap, n).cast::<c_char>();
-    // SAFETY: `p` holds `length + 1` bytes; `s` has `length` readable bytes.
-    unsafe {
-        ptr::copy_nonoverlapping(s, p, length);
-        *p.add(length) = 0;
-    }
-    p
+    // SAFETY: caller's contract.
+    unsafe { copy_string(s, length) }
 }
 
 /// Usable bytes of a request block (`zend_mem_block_size`): at least what was
-/// asked for. 0 for NULL.
+/// asked for. 0 for NULL and on heaps with custom handlers (as in PHP).
 ///
 /// # Safety
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
 pub unsafe extern "C" fn _zend_mem_block_size(ptr: *mut c_void) -> usize {
-    if ptr.is_null() {
-        return 0;
-    }
+    let h = current_heap();
     // SAFETY: caller's contract; see `heap_of`.
-    unsafe { (*heap_of(current_heap())).block_size(ptr.cast()) }
+    unsafe {
+        if ptr.is_null() || !(*h).custom.is_none() {
+            return 0;
+        }
+        (*heap_of(h)).block_size(ptr.cast())
+    }
 }

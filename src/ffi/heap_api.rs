@@ -1,19 +1,96 @@
 //! Heap objects (`zend_mm_startup` & co.) and zendmm's own additions.
 
-use super::emalloc::realloc_or_raise;
-use super::types::{zend_mm_heap, zendmm_error_handler, zendmm_heap_stats, ZENDMM_STATS_VERSION};
-use super::{current_heap, heap_of, process_heap, raise, set_current_heap};
+use super::emalloc::{efree_on, emalloc_on, erealloc_on};
+use super::storage_ex::ExtStorage;
+use super::types::{
+    zend_mm_handlers, zend_mm_heap, zend_mm_storage, zendmm_error_handler, zendmm_heap_stats,
+    ZENDMM_STATS_VERSION,
+};
+use super::{current_heap, heap_of, process_heap, set_current_heap};
+use crate::config::Config;
 use crate::heap::Heap;
 use crate::report;
+use crate::storage::Storage;
 use libc::c_void;
 
 /// A new, independent heap configured from the environment, holding its
 /// reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
 #[no_mangle]
 pub extern "C" fn zend_mm_startup() -> *mut zend_mm_heap {
-    let mut h = Box::new(zend_mm_heap { heap: Heap::lazy_from_env() });
+    let mut h = Box::new(zend_mm_heap::new(Heap::lazy_from_env()));
     h.heap.start();
     Box::into_raw(h)
+}
+
+/// A new heap taking its segments from `handlers` (PHP 8.2's signature):
+/// `chunk_alloc(storage, size, alignment)` is asked for whole segments
+/// (256 KiB multiples, alignment 256 KiB), `chunk_free` gets them back, and
+/// `chunk_truncate`/`chunk_extend` (either may be NULL) resize one in place.
+/// `data_size` bytes at `data` are copied into the heap and reachable as
+/// `storage->data`. The callbacks must not allocate from this heap. Returns
+/// NULL when `handlers` is NULL.
+///
+/// # Safety
+/// `handlers` is NULL or valid; `data` has `data_size` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_startup_ex(
+    handlers: *const zend_mm_handlers,
+    data: *mut c_void,
+    data_size: usize,
+) -> *mut zend_mm_heap {
+    // SAFETY: caller's contract.
+    let Some(handlers) = (unsafe { handlers.as_ref() }) else { return core::ptr::null_mut() };
+    let segment_size = Config::DEFAULT.segment_size;
+    // SAFETY: caller's contract.
+    let ext = unsafe { ExtStorage::new(*handlers, data, data_size, segment_size) };
+    // SAFETY: the box lives in the heap object, declared after `heap`, so it
+    // outlives every use of this reference (dropped after the heap).
+    let storage: &'static dyn Storage = unsafe { &*(ext.as_ref() as *const ExtStorage) };
+    let mut h = Box::new(zend_mm_heap::new(Heap::with_config(Config { storage, ..Config::DEFAULT })));
+    h.ext_storage = Some(ext);
+    h.heap.start();
+    Box::into_raw(h)
+}
+
+/// The storage of a heap made by `zend_mm_startup_ex`, else NULL.
+///
+/// # Safety
+/// `heap` is NULL or a live heap.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_get_storage(heap: *mut zend_mm_heap) -> *mut zend_mm_storage {
+    // SAFETY: caller's contract.
+    match unsafe { heap.as_ref() }.and_then(|h| h.ext_storage.as_ref()) {
+        Some(e) => e.storage_ptr(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// Empties `heap`'s fastcache into its free lists, giving back segments
+/// that become empty (`gc_mem_caches()`); returns the bytes the cache held.
+/// 0 for heaps with custom handlers.
+///
+/// # Safety
+/// `heap` is NULL or a live heap.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_gc(heap: *mut zend_mm_heap) -> usize {
+    // SAFETY: caller's contract.
+    match unsafe { heap.as_mut() } {
+        Some(h) if h.custom.is_none() => h.heap.gc(),
+        _ => 0,
+    }
+}
+
+/// Does `ptr` point into a live block of the current heap? Any address
+/// inside a block's data counts; free and cached blocks, segment headers and
+/// foreign memory do not. Walks the segment holding `ptr`.
+///
+/// # Safety
+/// Not thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn is_zend_ptr(ptr: *const c_void) -> bool {
+    let h = current_heap();
+    // SAFETY: see `heap_of`.
+    unsafe { (*h).custom.is_none() && (*heap_of(h)).is_live_ptr(ptr.cast()) }
 }
 
 /// Ends a request on `heap`, or with `full_shutdown` releases it entirely
@@ -44,12 +121,7 @@ pub unsafe extern "C" fn zend_mm_shutdown(heap: *mut zend_mm_heap, full_shutdown
 /// `heap` is a live heap.
 #[no_mangle]
 pub unsafe extern "C" fn _zend_mm_alloc(heap: *mut zend_mm_heap, size: usize) -> *mut c_void {
-    let h = heap_of(heap);
-    // SAFETY: caller's contract; see `heap_of`.
-    match unsafe { (*h).alloc(size) } {
-        Ok(p) => p.as_ptr().cast(),
-        Err(e) => raise(h, e),
-    }
+    emalloc_on(heap, size, false)
 }
 
 /// `efree` on a given heap; NULL is ignored.
@@ -58,10 +130,8 @@ pub unsafe extern "C" fn _zend_mm_alloc(heap: *mut zend_mm_heap, size: usize) ->
 /// `heap` is a live heap; `p` is NULL or one of its live blocks.
 #[no_mangle]
 pub unsafe extern "C" fn _zend_mm_free(heap: *mut zend_mm_heap, p: *mut c_void) {
-    if !p.is_null() {
-        // SAFETY: caller's contract; see `heap_of`.
-        unsafe { (*heap_of(heap)).free(p.cast()) }
-    }
+    // SAFETY: caller's contract.
+    unsafe { efree_on(heap, p) }
 }
 
 /// `erealloc` on a given heap.
@@ -71,7 +141,7 @@ pub unsafe extern "C" fn _zend_mm_free(heap: *mut zend_mm_heap, p: *mut c_void) 
 #[no_mangle]
 pub unsafe extern "C" fn _zend_mm_realloc(heap: *mut zend_mm_heap, p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: caller's contract.
-    unsafe { realloc_or_raise(heap_of(heap), p, size, usize::MAX) }
+    unsafe { erealloc_on(heap, p, size, usize::MAX, false) }
 }
 
 /// `erealloc2` on a given heap.
@@ -86,7 +156,7 @@ pub unsafe extern "C" fn _zend_mm_realloc2(
     copy_size: usize,
 ) -> *mut c_void {
     // SAFETY: caller's contract.
-    unsafe { realloc_or_raise(heap_of(heap), p, size, copy_size) }
+    unsafe { erealloc_on(heap, p, size, copy_size, false) }
 }
 
 /// Usable bytes of a block of `heap`; 0 for NULL.
@@ -95,11 +165,13 @@ pub unsafe extern "C" fn _zend_mm_realloc2(
 /// `heap` is a live heap; `p` is NULL or one of its live blocks.
 #[no_mangle]
 pub unsafe extern "C" fn _zend_mm_block_size(heap: *mut zend_mm_heap, p: *mut c_void) -> usize {
-    if p.is_null() {
-        return 0;
-    }
     // SAFETY: caller's contract; see `heap_of`.
-    unsafe { (*heap_of(heap)).block_size(p.cast()) }
+    unsafe {
+        if p.is_null() || !(*heap).custom.is_none() {
+            return 0;
+        }
+        (*heap_of(heap)).block_size(p.cast())
+    }
 }
 
 /// Makes `new_heap` the heap of `_emalloc` & co. and returns the previous

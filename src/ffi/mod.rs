@@ -1,21 +1,29 @@
 //! The C ABI: PHP 8.2's release-build names and signatures, plus `zendmm_*`
-//! additions. Each export is a short shim: check its arguments, call the
-//! core, raise errors through `report`.
+//! additions. Each export is a short shim: check its arguments, route to
+//! custom handlers if the heap has them, call the core, and settle errors
+//! through `complete`.
 //!
 //! Threading: like PHP's NTS build, the current heap is process-wide and not
 //! locked; use one heap per thread through the heap-object functions
 //! (`zend_mm_startup`, `_zend_mm_alloc`, ...) when threads allocate.
 
+pub mod bins;
+pub mod custom;
 pub mod emalloc;
+pub mod fallible;
 pub mod heap_api;
 pub mod persistent;
+pub mod php;
+pub mod storage_ex;
 pub mod types;
 pub mod usage;
 
 use crate::heap::Heap;
 use crate::report::{self, MemError};
 use core::cell::UnsafeCell;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
+use libc::c_void;
 use types::zend_mm_heap;
 
 struct ProcessHeap(UnsafeCell<zend_mm_heap>);
@@ -24,7 +32,7 @@ struct ProcessHeap(UnsafeCell<zend_mm_heap>);
 unsafe impl Sync for ProcessHeap {}
 
 /// The heap every process starts with; it reads the environment on first use.
-static PROCESS_HEAP: ProcessHeap = ProcessHeap(UnsafeCell::new(zend_mm_heap { heap: Heap::lazy_from_env() }));
+static PROCESS_HEAP: ProcessHeap = ProcessHeap(UnsafeCell::new(zend_mm_heap::new(Heap::lazy_from_env())));
 
 /// The heap `_emalloc` & co. use (`AG(mm_heap)`); `zend_mm_set_heap` swaps it.
 static CURRENT: AtomicPtr<zend_mm_heap> = AtomicPtr::new(PROCESS_HEAP.0.get());
@@ -33,6 +41,7 @@ pub(crate) fn process_heap() -> *mut zend_mm_heap {
     PROCESS_HEAP.0.get()
 }
 
+#[inline(always)]
 pub(crate) fn current_heap() -> *mut zend_mm_heap {
     CURRENT.load(Ordering::Relaxed)
 }
@@ -43,20 +52,55 @@ pub(crate) fn set_current_heap(h: *mut zend_mm_heap) -> *mut zend_mm_heap {
 
 /// The core heap inside a C heap handle.
 ///
-/// Safety argument for every `unsafe { &mut *heap_of(h) }` in this module:
-/// `h` is the process heap or came from `zend_mm_startup` and was not
-/// shut down with `full`; callers serialise access (NTS); the core never
-/// calls back into the FFI while it holds the reference (storage backends
-/// do not allocate from zendmm), and every fatal error is raised after the
-/// reference is dropped.
+/// Safety argument for every `(*heap_of(h))` and `(*h)` in this module: `h`
+/// is the process heap or came from `zend_mm_startup[_ex]` and was not shut
+/// down with `full`; callers serialise access (NTS); the core never calls
+/// back into the FFI while a reference is live (storage backends do not
+/// allocate from zendmm), and every error is settled after the reference is
+/// dropped.
 #[inline(always)]
 pub(crate) fn heap_of(h: *mut zend_mm_heap) -> *mut Heap {
     // SAFETY: projecting a field address does not read through `h`.
     unsafe { &raw mut (*h).heap }
 }
 
-/// Raises an allocation error of `heap`: frees the reserve for headroom and
-/// reports. Never returns; a handler may `longjmp` out of it.
+/// A heap operation that `complete` may run twice (again past the limit).
+pub(crate) type Op<'a> = &'a mut dyn FnMut(&mut Heap) -> Result<NonNull<u8>, MemError>;
+
+/// Runs `op` on `h`'s core heap; on failure, settles the error the way the
+/// process expects (see `settle`).
+#[inline(always)]
+pub(crate) fn complete(
+    h: *mut zend_mm_heap,
+    fallible: bool,
+    mut op: impl FnMut(&mut Heap) -> Result<NonNull<u8>, MemError>,
+) -> *mut c_void {
+    // SAFETY: see `heap_of`; the borrow ends with the call.
+    match op(unsafe { &mut *heap_of(h) }) {
+        Ok(p) => p.as_ptr().cast(),
+        Err(e) => settle(h, e, fallible, &mut op),
+    }
+}
+
+/// A failed allocation. Outside PHP: NULL for a fallible call that hit the
+/// limit or the storage, else a fatal error (issue-3 behaviour). Inside
+/// PHP 8.2.36: its delayed-OOM protocol, through the C glue.
+#[cold]
+#[inline(never)]
+pub(crate) fn settle(h: *mut zend_mm_heap, e: MemError, fallible: bool, op: Op<'_>) -> *mut c_void {
+    // SAFETY: see `heap_of`.
+    let fallible = fallible || unsafe { (*h).fallible };
+    if !php::in_php() {
+        if fallible && matches!(e, MemError::Limit { .. } | MemError::OutOfMemory { .. }) {
+            return ptr::null_mut();
+        }
+        raise(heap_of(h), e)
+    }
+    php::settle(h, e, fallible, op)
+}
+
+/// Raises a fatal allocation error of `heap` outside PHP: frees the reserve
+/// for headroom and reports. Never returns; a handler may `longjmp` out.
 #[cold]
 #[inline(never)]
 pub(crate) fn raise(heap: *mut Heap, err: MemError) -> ! {

@@ -3,16 +3,96 @@
 #![allow(non_camel_case_types)]
 
 use crate::heap::Heap;
-use libc::{c_char, c_int};
+use libc::{c_char, c_int, c_void};
 
 /// PHP's result code: 0 (`SUCCESS`) or -1 (`FAILURE`).
 pub type zend_result = c_int;
 pub(crate) const SUCCESS: zend_result = 0;
 pub(crate) const FAILURE: zend_result = -1;
 
-/// A heap, opaque to C (PHP's `zend_mm_heap`).
+/// A heap, opaque to C (PHP's `zend_mm_heap`): the core heap plus the state
+/// PHP's API attaches to it.
 pub struct zend_mm_heap {
+    /// Declared first so it is dropped before `ext_storage`, which its
+    /// segments may come from.
     pub(crate) heap: Heap,
+    pub(crate) custom: Custom,
+    /// `zend_mm_set_fallible`: a failed allocation returns NULL.
+    pub(crate) fallible: bool,
+    /// `zend_set_memory_hard_limit_percent`; -1 is PHP's default rule.
+    pub(crate) hard_limit_percent: i64,
+    /// `zend_mm_set_max_allocs`: 0 means no cap.
+    pub(crate) max_allocs: u64,
+    pub(crate) allocs: u64,
+    /// The storage of a heap made by `zend_mm_startup_ex`.
+    pub(crate) ext_storage: Option<Box<crate::ffi::storage_ex::ExtStorage>>,
+}
+
+impl zend_mm_heap {
+    pub(crate) const fn new(heap: Heap) -> zend_mm_heap {
+        zend_mm_heap {
+            heap,
+            custom: Custom::None,
+            fallible: false,
+            hard_limit_percent: -1,
+            max_allocs: 0,
+            allocs: 0,
+            ext_storage: None,
+        }
+    }
+}
+
+/// Who serves `_emalloc` & co. on a heap (PHP's `use_custom_heap`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Custom {
+    /// zendmm itself.
+    None,
+    /// The application's handlers (`zend_mm_set_custom_handlers`).
+    Std { malloc: zend_mm_malloc_fn, free: zend_mm_free_fn, realloc: zend_mm_realloc_fn },
+    /// `USE_ZEND_ALLOC=0`: libc malloc, counted and limited.
+    Tracked,
+}
+
+impl Custom {
+    #[inline(always)]
+    pub(crate) fn is_none(self) -> bool {
+        matches!(self, Custom::None)
+    }
+}
+
+/// Custom handler types (`zend_mm_set_custom_handlers`).
+pub type zend_mm_malloc_fn = Option<unsafe extern "C" fn(size: usize) -> *mut c_void>;
+pub type zend_mm_free_fn = Option<unsafe extern "C" fn(ptr: *mut c_void)>;
+pub type zend_mm_realloc_fn = Option<unsafe extern "C" fn(ptr: *mut c_void, size: usize) -> *mut c_void>;
+
+/// PHP 8.2's storage callbacks (`zend_mm_startup_ex`).
+pub type zend_mm_chunk_alloc_t =
+    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, size: usize, alignment: usize) -> *mut c_void>;
+pub type zend_mm_chunk_free_t = Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, size: usize)>;
+pub type zend_mm_chunk_truncate_t = Option<
+    unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: usize, new_size: usize) -> bool,
+>;
+pub type zend_mm_chunk_extend_t = Option<
+    unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: usize, new_size: usize) -> bool,
+>;
+
+/// Where a heap made by `zend_mm_startup_ex` takes its segments. A NULL
+/// `chunk_truncate` or `chunk_extend` means "cannot resize in place".
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct zend_mm_handlers {
+    pub chunk_alloc: zend_mm_chunk_alloc_t,
+    pub chunk_free: zend_mm_chunk_free_t,
+    pub chunk_truncate: zend_mm_chunk_truncate_t,
+    pub chunk_extend: zend_mm_chunk_extend_t,
+}
+
+/// The storage handed to each callback: the handlers and the heap's copy
+/// of the `data` given to `zend_mm_startup_ex`.
+#[repr(C)]
+pub struct zend_mm_storage {
+    pub handlers: zend_mm_handlers,
+    pub data: *mut c_void,
 }
 
 /// What kind of fatal error a handler is told about.

@@ -1,20 +1,41 @@
 //! Limits, statistics and lifecycle of the current heap.
 
-use super::types::{zend_result, FAILURE, SUCCESS};
-use super::{current_heap, heap_of};
+use super::types::{zend_result, Custom, FAILURE, SUCCESS};
+use super::{current_heap, heap_of, php};
+use crate::config;
+use crate::report;
 
-/// Sets `memory_limit` in bytes (at least one segment). Returns FAILURE and
-/// keeps the old limit when the heap already holds more than `memory_limit`.
+/// Sets `memory_limit` in bytes (at least one segment; at most
+/// `ZEND_LONG_MAX`, as PHP 8.2.36 clamps it). Returns FAILURE and keeps the
+/// old limit when the heap already holds more than `memory_limit` (PHP then
+/// warns "Failed to set memory limit ...").
 ///
 /// # Safety
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn zend_set_memory_limit(memory_limit: usize) -> zend_result {
+    let limit = memory_limit.min(i64::MAX as usize);
     // SAFETY: see `heap_of`.
-    match unsafe { (*heap_of(current_heap())).set_limit(memory_limit) } {
+    match unsafe { (*heap_of(current_heap())).set_limit(limit) } {
         Ok(()) => SUCCESS,
         Err(_) => FAILURE,
     }
+}
+
+/// Sets the hard limit as a percentage of `memory_limit` (PHP 8.2.36's
+/// `memory_hard_limit_percent`): at least 100, or -1 for the default (twice
+/// the limit up to 1 GiB, the limit plus 1 GiB above). Other values: FAILURE.
+///
+/// # Safety
+/// Not thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn zend_set_memory_hard_limit_percent(percent: i64) -> zend_result {
+    if percent != -1 && percent < 100 {
+        return FAILURE;
+    }
+    // SAFETY: see `heap_of`.
+    unsafe { (*current_heap()).hard_limit_percent = percent };
+    SUCCESS
 }
 
 /// Bytes of request blocks in use, headers included (`real_usage` false), or
@@ -49,15 +70,29 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 }
 
 /// Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-/// `ZEND_MM_COMPACT`; a bad value prints PHP's message and exits 255) and
-/// creates the 8 KiB reserve. Allocating before this call is allowed.
+/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`; a bad value prints a message and
+/// exits 255) and creates the 8 KiB reserve. Allocating before this call is
+/// allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 ///
 /// # Safety
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn start_memory_manager() {
-    // SAFETY: see `heap_of`.
-    unsafe { (*heap_of(current_heap())).start() }
+    let h = current_heap();
+    php::in_php();
+    match config::use_zend_alloc() {
+        // SAFETY: see `heap_of`.
+        Ok(true) => unsafe { (*heap_of(h)).start() },
+        Ok(false) => {
+            // SAFETY: see `heap_of`. Tracked mode holds no segment.
+            unsafe {
+                (*heap_of(h)).apply_env();
+                (*heap_of(h)).shutdown(true, true);
+                (*h).custom = Custom::Tracked;
+            }
+        }
+        Err(text) => report::startup_error(&text),
+    }
 }
 
 /// Ends a request (`full_shutdown` false): every request block is released
@@ -68,12 +103,45 @@ pub unsafe extern "C" fn start_memory_manager() {
 /// No request block may be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn shutdown_memory_manager(silent: bool, full_shutdown: bool) {
-    // SAFETY: see `heap_of`.
-    unsafe { (*heap_of(current_heap())).shutdown(full_shutdown, silent) }
+    let h = current_heap();
+    // SAFETY: see `heap_of`. A tracked heap keeps no segment or reserve.
+    unsafe {
+        let tracked = matches!((*h).custom, Custom::Tracked);
+        (*heap_of(h)).shutdown(full_shutdown || tracked, silent);
+        (*h).allocs = 0;
+    }
 }
 
-/// True: request memory is zendmm's.
+/// True when request memory is zendmm's (false with custom handlers or
+/// `USE_ZEND_ALLOC=0`, in which case PHP frees every block itself).
 #[no_mangle]
 pub extern "C" fn is_zend_mm() -> bool {
-    true
+    php::is_zendmm(current_heap())
+}
+
+/// Caps the number of allocations of the current request (PHP 8.2.36's
+/// `ZEND_MM_MAX_ALLOCS`, a testing aid); 0 removes the cap.
+///
+/// # Safety
+/// Not thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_set_max_allocs(max_allocs: u64) {
+    // SAFETY: see `heap_of`.
+    unsafe { (*current_heap()).max_allocs = max_allocs }
+}
+
+/// Has the current request reached its allocation cap?
+#[no_mangle]
+pub extern "C" fn zend_mm_max_allocs_hit() -> bool {
+    // SAFETY: see `heap_of`.
+    let h = unsafe { &*current_heap() };
+    h.max_allocs != 0 && h.allocs >= h.max_allocs
+}
+
+/// Is a memory-limit error being reported right now? PHP then discards its
+/// output buffers.
+#[no_mangle]
+pub extern "C" fn zend_alloc_in_memory_limit_error_reporting() -> bool {
+    // SAFETY: see `heap_of`.
+    unsafe { (*heap_of(current_heap())).overflow }
 }

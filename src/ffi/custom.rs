@@ -1,0 +1,178 @@
+//! Custom handlers (`zend_mm_set_custom_handlers`, used by profilers) and
+//! the tracked mode of `USE_ZEND_ALLOC=0`: libc malloc with usage counted and
+//! `memory_limit` enforced, so PHP under valgrind or ASan still sees its limit.
+
+use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
+use super::{complete, current_heap};
+use crate::heap::Heap;
+use crate::MemError;
+use core::ptr::NonNull;
+use libc::c_void;
+
+/// # Safety
+/// `p` is a live libc block.
+unsafe fn usable(p: *mut c_void) -> usize {
+    // SAFETY: caller's contract.
+    unsafe { libc::malloc_usable_size(p) }
+}
+
+/// `malloc` counted against the heap's limit.
+pub(crate) fn tracked_alloc(heap: &mut Heap, size: usize) -> Result<NonNull<u8>, MemError> {
+    if !heap.acct.segment_fits(size) {
+        return Err(MemError::Limit { limit: heap.acct.limit, tried: size });
+    }
+    // SAFETY: plain libc calls on a block we just got.
+    unsafe {
+        let p = libc::malloc(size.max(1));
+        let Some(nn) = NonNull::new(p.cast::<u8>()) else {
+            return Err(MemError::OutOfMemory { allocated: heap.acct.real_size, tried: size });
+        };
+        let n = usable(p);
+        heap.acct.add_used(n);
+        heap.acct.add_real(n);
+        Ok(nn)
+    }
+}
+
+/// # Safety
+/// `p` came from `tracked_alloc`/`tracked_realloc`.
+pub(crate) unsafe fn tracked_free(heap: &mut Heap, p: *mut c_void) {
+    // SAFETY: caller's contract.
+    let n = unsafe { usable(p) };
+    // Blocks from an earlier request are no longer counted.
+    heap.acct.size = heap.acct.size.saturating_sub(n);
+    heap.acct.real_size = heap.acct.real_size.saturating_sub(n);
+    // SAFETY: caller's contract.
+    unsafe { libc::free(p) }
+}
+
+/// # Safety
+/// `p` is NULL or came from `tracked_alloc`/`tracked_realloc`.
+pub(crate) unsafe fn tracked_realloc(heap: &mut Heap, p: *mut c_void, size: usize) -> Result<NonNull<u8>, MemError> {
+    // SAFETY: caller's contract.
+    let old = if p.is_null() { 0 } else { unsafe { usable(p) } };
+    if size > old && !heap.acct.segment_fits(size - old) {
+        return Err(MemError::Limit { limit: heap.acct.limit, tried: size - old });
+    }
+    // SAFETY: caller's contract; on failure `p` stays valid.
+    unsafe {
+        let q = libc::realloc(p, size.max(1));
+        let Some(nn) = NonNull::new(q.cast::<u8>()) else {
+            return Err(MemError::OutOfMemory { allocated: heap.acct.real_size, tried: size });
+        };
+        let new = usable(q);
+        heap.acct.size = heap.acct.size.saturating_sub(old);
+        heap.acct.real_size = heap.acct.real_size.saturating_sub(old);
+        heap.acct.add_used(new);
+        heap.acct.add_real(new);
+        Ok(nn)
+    }
+}
+
+/// `_emalloc` on a heap that is not zendmm's own.
+#[cold]
+pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
+    // SAFETY: see `heap_of`.
+    match unsafe { (*h).custom } {
+        // SAFETY: the application's handler.
+        Custom::Std { malloc: Some(m), .. } => unsafe { m(size) },
+        Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
+        _ => complete(h, fallible, |heap| heap.alloc(size)),
+    }
+}
+
+/// `_efree` on a heap that is not zendmm's own.
+///
+/// # Safety
+/// `p` came from the same heap's `malloc`/`realloc`.
+#[cold]
+pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
+        match (*h).custom {
+            Custom::Std { free: Some(f), .. } => f(p),
+            Custom::Tracked => tracked_free(&mut *super::heap_of(h), p),
+            _ => (*super::heap_of(h)).free(p.cast()),
+        }
+    }
+}
+
+/// `_erealloc` on a heap that is not zendmm's own.
+///
+/// # Safety
+/// `p` is NULL or came from the same heap's `malloc`/`realloc`.
+#[cold]
+pub(crate) unsafe fn realloc(h: *mut zend_mm_heap, p: *mut c_void, size: usize, copy: usize, fallible: bool) -> *mut c_void {
+    // SAFETY: caller's contract; see `heap_of`.
+    match unsafe { (*h).custom } {
+        // SAFETY: the application's handler.
+        Custom::Std { realloc: Some(r), .. } => unsafe { r(p, size) },
+        // SAFETY: caller's contract.
+        Custom::Tracked => complete(h, fallible, |heap| unsafe { tracked_realloc(heap, p, size) }),
+        // SAFETY: caller's contract.
+        _ => complete(h, fallible, |heap| unsafe { heap.realloc2(p.cast(), size, copy) }),
+    }
+}
+
+/// Routes `_emalloc`, `_efree` and `_erealloc` of `heap` to the given
+/// functions (profilers use this); three NULLs give the heap back to zendmm.
+///
+/// # Safety
+/// `heap` is a live heap. Blocks allocated before the switch must be freed
+/// by whoever allocated them.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_set_custom_handlers(
+    heap: *mut zend_mm_heap,
+    _malloc: zend_mm_malloc_fn,
+    _free: zend_mm_free_fn,
+    _realloc: zend_mm_realloc_fn,
+) {
+    if heap.is_null() {
+        return;
+    }
+    let custom = if _malloc.is_none() && _free.is_none() && _realloc.is_none() {
+        Custom::None
+    } else {
+        Custom::Std { malloc: _malloc, free: _free, realloc: _realloc }
+    };
+    // SAFETY: caller's contract.
+    unsafe { (*heap).custom = custom };
+}
+
+/// Writes `heap`'s custom handlers, or NULLs when it has none.
+///
+/// # Safety
+/// `heap` is a live heap; each out-pointer is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn zend_mm_get_custom_handlers(
+    heap: *mut zend_mm_heap,
+    _malloc: *mut zend_mm_malloc_fn,
+    _free: *mut zend_mm_free_fn,
+    _realloc: *mut zend_mm_realloc_fn,
+) {
+    // SAFETY: caller's contract.
+    let (m, f, r) = match unsafe { heap.as_ref() }.map(|h| h.custom) {
+        Some(Custom::Std { malloc, free, realloc }) => (malloc, free, realloc),
+        _ => (None, None, None),
+    };
+    // SAFETY: caller's contract; NULL out-pointers are skipped.
+    unsafe {
+        if !_malloc.is_null() {
+            *_malloc = m;
+        }
+        if !_free.is_null() {
+            *_free = f;
+        }
+        if !_realloc.is_null() {
+            *_realloc = r;
+        }
+    }
+}
+
+/// Does the current heap route to custom handlers (or to tracked malloc)?
+/// Like PHP 8.2, the argument is ignored: the current heap is asked.
+#[no_mangle]
+pub extern "C" fn zend_mm_is_custom_heap(_new_heap: *mut zend_mm_heap) -> bool {
+    // SAFETY: see `heap_of`.
+    unsafe { !(*current_heap()).custom.is_none() }
+}
