@@ -431,7 +431,8 @@ zend_result zend_set_memory_limit(size_t memory_limit);
 
 // Sets the hard limit as a percentage of `memory_limit` (PHP 8.2.36's
 // `memory_hard_limit_percent`): at least 100, or -1 for the default (twice
-// the limit up to 1 GiB, the limit plus 1 GiB above). Other values: FAILURE.
+// the limit up to 1 GiB, the limit plus 1 GiB above). Other values, or a
+// heap already over its limit: FAILURE.
 //
 // # Safety
 // Not thread-safe.
@@ -477,14 +478,16 @@ void shutdown_memory_manager(bool silent, bool full_shutdown);
 // `USE_ZEND_ALLOC=0`, in which case PHP frees every block itself).
 bool is_zend_mm(void);
 
-// Caps the number of allocations of the current request (PHP 8.2.36's
-// `ZEND_MM_MAX_ALLOCS`, a testing aid); 0 removes the cap.
+// Lets the current heap make `max_allocs` more allocations before the next
+// one is treated as a memory-limit error (PHP 8.2.36's `ZEND_MM_MAX_ALLOCS`,
+// a testing aid; PHP then exits with status 121). As in PHP, only
+// `USE_ZEND_ALLOC=0` counts. 0 removes the cap; the "hit" flag is cleared.
 //
 // # Safety
 // Not thread-safe.
 void zend_mm_set_max_allocs(uint64_t max_allocs);
 
-// Has the current request reached its allocation cap?
+// Has the allocation cap of `zend_mm_set_max_allocs` been reached?
 bool zend_mm_max_allocs_hit(void);
 
 // Is a memory-limit error being reported right now? PHP then discards its

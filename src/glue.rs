@@ -26,11 +26,20 @@ pub(crate) unsafe fn zendmm_glue_on_limit(_: usize, _: usize, _: bool) -> c_int 
 }
 #[cfg(not(zendmm_glue))]
 pub(crate) unsafe fn zendmm_glue_on_hard_limit(_: usize, _: usize) -> ! {
+    // SAFETY: plain libc call.
     unsafe { libc::abort() }
 }
 #[cfg(not(zendmm_glue))]
 pub(crate) unsafe fn zendmm_glue_on_error(_: c_int, _: *const c_char, _: bool) -> c_int {
     GLUE_RETURN_NULL
+}
+
+/// For the glue: marks the current heap as reporting a memory-limit error
+/// (`zend_alloc_in_memory_limit_error_reporting`), around PHP's report.
+#[no_mangle]
+pub extern "C" fn zendmm_rs_set_overflow(reporting: bool) {
+    // SAFETY: see `ffi::heap_of`.
+    unsafe { (*crate::ffi::heap_of(crate::ffi::current_heap())).overflow = reporting }
 }
 
 /// For the glue: is the current heap in fallible mode?

@@ -3,7 +3,8 @@
 //! `memory_limit` enforced, so PHP under valgrind or ASan still sees its limit.
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
-use super::{complete, current_heap};
+use super::{complete, current_heap, heap_of, php, raise};
+use core::sync::atomic::{AtomicBool, Ordering};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
@@ -14,6 +15,13 @@ use libc::c_void;
 unsafe fn usable(p: *mut c_void) -> usize {
     // SAFETY: caller's contract.
     unsafe { libc::malloc_usable_size(p) }
+}
+
+/// # Safety
+/// `p` is NULL or a live libc block.
+unsafe fn usable_or_zero(p: *mut c_void) -> usize {
+    // SAFETY: caller's contract.
+    if p.is_null() { 0 } else { unsafe { usable(p) } }
 }
 
 /// `malloc` counted against the heap's limit.
@@ -50,7 +58,7 @@ pub(crate) unsafe fn tracked_free(heap: &mut Heap, p: *mut c_void) {
 /// `p` is NULL or came from `tracked_alloc`/`tracked_realloc`.
 pub(crate) unsafe fn tracked_realloc(heap: &mut Heap, p: *mut c_void, size: usize) -> Result<NonNull<u8>, MemError> {
     // SAFETY: caller's contract.
-    let old = if p.is_null() { 0 } else { unsafe { usable(p) } };
+    let old = unsafe { usable_or_zero(p) };
     if size > old && !heap.acct.segment_fits(size - old) {
         return Err(MemError::Limit { limit: heap.acct.limit, tried: size - old });
     }
@@ -69,6 +77,36 @@ pub(crate) unsafe fn tracked_realloc(heap: &mut Heap, p: *mut c_void, size: usiz
     }
 }
 
+/// Set when a `zend_mm_set_max_allocs` countdown reaches zero.
+pub(crate) static MAX_ALLOCS_HIT: AtomicBool = AtomicBool::new(false);
+
+/// Counts one tracked allocation against `zend_mm_set_max_allocs`; on the
+/// last one allowed, reports it as a memory-limit error. `false`: the caller
+/// gets NULL.
+fn count_alloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> bool {
+    // SAFETY: see `heap_of`.
+    let left = unsafe { &mut (*h).max_allocs };
+    if *left == 0 {
+        return true;
+    }
+    *left -= 1;
+    if *left != 0 {
+        return true;
+    }
+    MAX_ALLOCS_HIT.store(true, Ordering::Relaxed);
+    // SAFETY: see `heap_of`.
+    let limit = unsafe { (*heap_of(h)).limit() };
+    // SAFETY: see `heap_of`.
+    let fallible = fallible || unsafe { (*h).fallible };
+    if php::in_php() {
+        return php::report_limit(limit, size, fallible);
+    }
+    if fallible {
+        return false;
+    }
+    raise(heap_of(h), MemError::Limit { limit, tried: size })
+}
+
 /// `_emalloc` on a heap that is not zendmm's own.
 #[cold]
 pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
@@ -76,6 +114,7 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
     match unsafe { (*h).custom } {
         // SAFETY: the application's handler.
         Custom::Std { malloc: Some(m), .. } => unsafe { m(size) },
+        Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
     }
@@ -107,6 +146,10 @@ pub(crate) unsafe fn realloc(h: *mut zend_mm_heap, p: *mut c_void, size: usize, 
     match unsafe { (*h).custom } {
         // SAFETY: the application's handler.
         Custom::Std { realloc: Some(r), .. } => unsafe { r(p, size) },
+        // SAFETY: caller's contract.
+        Custom::Tracked if size > unsafe { usable_or_zero(p) } && !count_alloc(h, size, fallible) => {
+            core::ptr::null_mut()
+        }
         // SAFETY: caller's contract.
         Custom::Tracked => complete(h, fallible, |heap| unsafe { tracked_realloc(heap, p, size) }),
         // SAFETY: caller's contract.

@@ -3,13 +3,23 @@
 //! fatal (`Out of memory`, exit 1), never NULL, as in PHP.
 
 use super::emalloc::{_ecalloc, _efree, _emalloc, _erealloc, _estrdup};
-use super::safe_address;
+use super::{current_heap, php, safe_address};
 use crate::report;
 use libc::{c_char, c_void};
 
+/// The size, or the overflow settled: fatal outside PHP; inside, PHP's
+/// rule (abort, or NULL for a fallible heap).
 #[inline]
-fn checked(r: Result<usize, crate::MemError>) -> usize {
-    r.unwrap_or_else(|e| report::fatal(e, false))
+fn checked(r: Result<usize, crate::MemError>) -> Option<usize> {
+    match r {
+        Ok(n) => Some(n),
+        Err(e) if php::in_php() => {
+            // SAFETY: see `heap_of`.
+            php::on_error(e, unsafe { (*current_heap()).fallible });
+            None
+        }
+        Err(e) => report::fatal(e, false),
+    }
 }
 
 #[inline]
@@ -36,7 +46,7 @@ pub unsafe extern "C" fn __zend_malloc(len: usize) -> *mut c_void {
 /// Plain libc semantics.
 #[no_mangle]
 pub unsafe extern "C" fn __zend_calloc(nmemb: usize, len: usize) -> *mut c_void {
-    let n = checked(safe_address(nmemb, len, 0));
+    let Some(n) = checked(safe_address(nmemb, len, 0)) else { return core::ptr::null_mut() };
     // SAFETY: plain libc call.
     non_null(unsafe { libc::calloc(1, n) }, n)
 }
@@ -67,7 +77,7 @@ pub unsafe extern "C" fn __zend_strdup(s: *const c_char) -> *mut c_char {
 /// Plain libc semantics.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_malloc(nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let n = checked(safe_address(nmemb, size, offset));
+    let Some(n) = checked(safe_address(nmemb, size, offset)) else { return core::ptr::null_mut() };
     // SAFETY: plain libc call.
     unsafe { __zend_malloc(n) }
 }
@@ -78,7 +88,7 @@ pub unsafe extern "C" fn _safe_malloc(nmemb: usize, size: usize, offset: usize) 
 /// `ptr` is NULL or came from libc's allocator.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_realloc(ptr: *mut c_void, nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let n = checked(safe_address(nmemb, size, offset));
+    let Some(n) = checked(safe_address(nmemb, size, offset)) else { return core::ptr::null_mut() };
     // SAFETY: caller's contract.
     unsafe { __zend_realloc(ptr, n) }
 }
@@ -89,7 +99,7 @@ pub unsafe extern "C" fn _safe_realloc(ptr: *mut c_void, nmemb: usize, size: usi
 /// `s` has `length` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn zend_strndup(s: *const c_char, length: usize) -> *mut c_char {
-    let n = checked(safe_address(1, length, 1));
+    let Some(n) = checked(safe_address(1, length, 1)) else { return core::ptr::null_mut() };
     // SAFETY: `p` holds `n` bytes; `s` has `length` readable bytes.
     unsafe {
         let p = __zend_malloc(n).cast::<c_char>();

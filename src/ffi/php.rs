@@ -36,17 +36,22 @@ pub(crate) fn in_php() -> bool {
 /// The hard limit for `limit` (PHP 8.2.36's rule): `limit * percent / 100`,
 /// or by default twice the limit up to 1 GiB and the limit plus 1 GiB above.
 pub(crate) fn hard_limit(limit: usize, percent: i64) -> usize {
-    const GIB: usize = 1 << 30;
-    if percent < 0 {
-        if limit <= GIB {
-            limit.saturating_mul(2)
-        } else {
-            limit.saturating_add(GIB)
-        }
-    } else {
-        let h = (limit as u128) * (percent as u128) / 100;
-        h.min(usize::MAX as u128) as usize
-    }
+    const GIB: u128 = 1 << 30;
+    const LONG_MAX: u128 = i64::MAX as u128;
+    let l = limit as u128;
+    let h = match percent {
+        p if p < 0 && l > GIB => l + GIB,
+        p if p < 0 => l * 2,
+        p => l * p as u128 / 100,
+    };
+    h.min(LONG_MAX) as usize
+}
+
+/// Records a memory-limit error with PHP (delayed); `false` when the caller
+/// must get NULL (a fallible call).
+pub(crate) fn report_limit(limit: usize, tried: usize, fallible: bool) -> bool {
+    // SAFETY: the glue records PHP state and returns; it never longjmps.
+    unsafe { zendmm_glue_on_limit(limit, tried, fallible) != GLUE_RETURN_NULL }
 }
 
 /// Settles a failed allocation inside PHP (see the module docs).
@@ -54,15 +59,18 @@ pub(crate) fn settle(h: *mut zend_mm_heap, e: MemError, fallible: bool, op: Op<'
     let MemError::Limit { limit, tried } = e else {
         return on_error(e, fallible);
     };
-    // SAFETY: the glue records PHP state and returns; it never longjmps.
-    if unsafe { zendmm_glue_on_limit(limit, tried, fallible) } == GLUE_RETURN_NULL {
+    if !report_limit(limit, tried, fallible) {
         return core::ptr::null_mut();
     }
-    // SAFETY: see `heap_of`; each borrow ends before the glue is called.
-    let hard = hard_limit(limit, unsafe { (*h).hard_limit_percent }).max(limit);
+    // SAFETY: see `heap_of`; each borrow below ends before the glue is called.
+    let percent = unsafe { (*h).hard_limit_percent };
+    let hard = hard_limit(limit, percent).max(limit);
     let heap = heap_of(h);
+    // SAFETY: as above.
     let saved = unsafe { (*heap).replace_limit(hard) };
+    // SAFETY: as above.
     let r = op(unsafe { &mut *heap });
+    // SAFETY: as above.
     unsafe { (*heap).replace_limit(saved) };
     match r {
         Ok(p) => p.as_ptr().cast(),
@@ -72,7 +80,7 @@ pub(crate) fn settle(h: *mut zend_mm_heap, e: MemError, fallible: bool, op: Op<'
     }
 }
 
-fn on_error(e: MemError, fallible: bool) -> *mut c_void {
+pub(crate) fn on_error(e: MemError, fallible: bool) -> *mut c_void {
     let mut msg = StackBuf::new();
     let _ = write!(msg, "{e}");
     // SAFETY: the message is NUL-terminated; the glue either returns or ends
@@ -97,6 +105,7 @@ mod tests {
         assert_eq!(hard_limit(1 << 30, -1), 2 << 30);
         assert_eq!(hard_limit(3 << 30, -1), 4 << 30);
         assert_eq!(hard_limit(100, 150), 150);
-        assert_eq!(hard_limit(usize::MAX / 2, 400), usize::MAX);
+        assert_eq!(hard_limit(usize::MAX / 2, 400), i64::MAX as usize);
+        assert_eq!(hard_limit(i64::MAX as usize, -1), i64::MAX as usize);
     }
 }

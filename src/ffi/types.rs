@@ -21,9 +21,8 @@ pub struct zend_mm_heap {
     pub(crate) fallible: bool,
     /// `zend_set_memory_hard_limit_percent`; -1 is PHP's default rule.
     pub(crate) hard_limit_percent: i64,
-    /// `zend_mm_set_max_allocs`: 0 means no cap.
+    /// `zend_mm_set_max_allocs`: allocations left before the cap trips; 0: no cap.
     pub(crate) max_allocs: u64,
-    pub(crate) allocs: u64,
     /// The storage of a heap made by `zend_mm_startup_ex`.
     pub(crate) ext_storage: Option<Box<crate::ffi::storage_ex::ExtStorage>>,
 }
@@ -36,7 +35,6 @@ impl zend_mm_heap {
             fallible: false,
             hard_limit_percent: -1,
             max_allocs: 0,
-            allocs: 0,
             ext_storage: None,
         }
     }

@@ -1,7 +1,8 @@
 //! Limits, statistics and lifecycle of the current heap.
 
 use super::types::{zend_result, Custom, FAILURE, SUCCESS};
-use super::{current_heap, heap_of, php};
+use super::{current_heap, custom, heap_of, php};
+use core::sync::atomic::Ordering;
 use crate::config;
 use crate::report;
 
@@ -24,17 +25,22 @@ pub unsafe extern "C" fn zend_set_memory_limit(memory_limit: usize) -> zend_resu
 
 /// Sets the hard limit as a percentage of `memory_limit` (PHP 8.2.36's
 /// `memory_hard_limit_percent`): at least 100, or -1 for the default (twice
-/// the limit up to 1 GiB, the limit plus 1 GiB above). Other values: FAILURE.
+/// the limit up to 1 GiB, the limit plus 1 GiB above). Other values, or a
+/// heap already over its limit: FAILURE.
 ///
 /// # Safety
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn zend_set_memory_hard_limit_percent(percent: i64) -> zend_result {
-    if percent != -1 && percent < 100 {
-        return FAILURE;
-    }
+    let h = current_heap();
     // SAFETY: see `heap_of`.
-    unsafe { (*current_heap()).hard_limit_percent = percent };
+    unsafe {
+        let heap = &*heap_of(h);
+        if (percent != -1 && percent < 100) || heap.limit() < heap.usage(true) {
+            return FAILURE;
+        }
+        (*h).hard_limit_percent = percent;
+    }
     SUCCESS
 }
 
@@ -108,7 +114,6 @@ pub unsafe extern "C" fn shutdown_memory_manager(silent: bool, full_shutdown: bo
     unsafe {
         let tracked = matches!((*h).custom, Custom::Tracked);
         (*heap_of(h)).shutdown(full_shutdown || tracked, silent);
-        (*h).allocs = 0;
     }
 }
 
@@ -119,23 +124,24 @@ pub extern "C" fn is_zend_mm() -> bool {
     php::is_zendmm(current_heap())
 }
 
-/// Caps the number of allocations of the current request (PHP 8.2.36's
-/// `ZEND_MM_MAX_ALLOCS`, a testing aid); 0 removes the cap.
+/// Lets the current heap make `max_allocs` more allocations before the next
+/// one is treated as a memory-limit error (PHP 8.2.36's `ZEND_MM_MAX_ALLOCS`,
+/// a testing aid; PHP then exits with status 121). As in PHP, only
+/// `USE_ZEND_ALLOC=0` counts. 0 removes the cap; the "hit" flag is cleared.
 ///
 /// # Safety
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn zend_mm_set_max_allocs(max_allocs: u64) {
     // SAFETY: see `heap_of`.
-    unsafe { (*current_heap()).max_allocs = max_allocs }
+    unsafe { (*current_heap()).max_allocs = max_allocs };
+    custom::MAX_ALLOCS_HIT.store(false, Ordering::Relaxed);
 }
 
-/// Has the current request reached its allocation cap?
+/// Has the allocation cap of `zend_mm_set_max_allocs` been reached?
 #[no_mangle]
 pub extern "C" fn zend_mm_max_allocs_hit() -> bool {
-    // SAFETY: see `heap_of`.
-    let h = unsafe { &*current_heap() };
-    h.max_allocs != 0 && h.allocs >= h.max_allocs
+    custom::MAX_ALLOCS_HIT.load(Ordering::Relaxed)
 }
 
 /// Is a memory-limit error being reported right now? PHP then discards its
