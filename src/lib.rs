@@ -21,6 +21,7 @@ pub mod ffi;
 pub mod free_lists;
 mod glue;
 pub mod heap;
+pub mod hotpatch;
 pub mod report;
 pub mod request;
 pub mod segment;
