@@ -15,10 +15,10 @@
 #define SEG 262144u
 #define RESERVE_TRUE_SIZE 8208u
 
-/* True size of a request block: round_up(n + 16, 8), at least 32. */
+/* True size of a request block: round_up(n + 16, 16), at least 32. */
 static size_t true_size(size_t n)
 {
-	size_t t = (n + 16 + 7) & ~(size_t)7;
+	size_t t = (n + 16 + 15) & ~(size_t)15;
 	return t < 32 ? 32 : t;
 }
 
@@ -137,7 +137,7 @@ static void test_alignment_and_block_size(void)
 	for (size_t n = 0; n <= 1100; n++) {
 		char *p = emalloc(n);
 		size_t bs = zend_mem_block_size(p);
-		misaligned += ((uintptr_t)p & 7) != 0;
+		misaligned += ((uintptr_t)p & 15) != 0;
 		too_small += bs < n;
 		memset(p, 0xee, bs); /* all of the usable size is ours */
 		efree(p);
@@ -145,7 +145,7 @@ static void test_alignment_and_block_size(void)
 	for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
 		char *p = emalloc(big[i]);
 		size_t bs = zend_mem_block_size(p);
-		misaligned += ((uintptr_t)p & 7) != 0;
+		misaligned += ((uintptr_t)p & 15) != 0;
 		too_small += bs < big[i];
 		memset(p, 0xee, bs);
 		efree(p);
@@ -690,7 +690,8 @@ static void test_random_mix(void)
 
 static int double_free_large(void *arg)
 {
-	char *a = emalloc(1000), *p = emalloc(1000), *b = emalloc(1000);
+	/* 2000 bytes: a large block (true size >= 1056), never in the fastcache. */
+	char *a = emalloc(2000), *p = emalloc(2000), *b = emalloc(2000);
 	(void)arg;
 	efree(p);
 	efree(p); /* must not return */

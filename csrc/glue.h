@@ -6,7 +6,9 @@
  *
  * Functions named zendmm_glue_* are defined in C and called by Rust.
  * Functions named zendmm_rs_* are defined in Rust and called by C.
- * Neither family is exported from libzendmm.so.
+ * The glue functions stay local to libzendmm.so; zendmm_rs_* are exported
+ * (rustc exports every #[no_mangle] function of a cdylib), under a prefix of
+ * their own.
  */
 #ifndef ZENDMM_GLUE_H
 #define ZENDMM_GLUE_H
@@ -32,6 +34,13 @@ int zendmm_glue_on_limit(size_t limit, size_t tried, bool fallible);
  * _exit(137). */
 void zendmm_glue_on_hard_limit(size_t hard_limit, size_t tried) __attribute__((noreturn));
 
+/* `kind` of zendmm_glue_on_error: the values of zendmm_error_kind (zendmm.h). */
+#define ZENDMM_GLUE_KIND_MEMORY_LIMIT             1 /* delayed like on_limit */
+#define ZENDMM_GLUE_KIND_OUT_OF_MEMORY            2 /* "Out of memory\n", exit(1) */
+#define ZENDMM_GLUE_KIND_SIZE_OVERFLOW            3 /* fallible: delayed + NULL; else "msg\n", abort() */
+#define ZENDMM_GLUE_KIND_HEAP_CORRUPTED           4 /* "msg\n", abort() */
+#define ZENDMM_GLUE_KIND_PERSISTENT_OUT_OF_MEMORY 5 /* "Out of memory\n", exit(1) */
+
 /* Any other allocation failure inside PHP (size overflow, storage failure);
  * `message` is PHP's text. Behaves as PHP 8.2.36 does for that failure
  * (delayed error, or print and exit/abort); returns an action only when
@@ -39,7 +48,9 @@ void zendmm_glue_on_hard_limit(size_t hard_limit, size_t tried) __attribute__((n
 int zendmm_glue_on_error(int kind, const char *message, bool fallible);
 
 /* Rust side, for the glue. */
-bool zendmm_rs_is_fallible(void);      /* the current heap's fallible flag */
-size_t zendmm_rs_memory_limit(void);   /* the current heap's memory_limit */
+/* zend_handle_delayed_oom sets the current heap's `overflow` flag (PHP's
+ * AG(mm_heap)->overflow, read by zend_alloc_in_memory_limit_error_reporting,
+ * which makes php_error_cb discard the output buffers) around its report. */
+void zendmm_rs_set_overflow(bool reporting);
 
 #endif

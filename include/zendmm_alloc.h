@@ -30,7 +30,7 @@
 
 /* Sizes (PHP 5.3 layout on LP64). */
 #ifndef ZEND_MM_ALIGNMENT
-# define ZEND_MM_ALIGNMENT ((size_t)8)
+# define ZEND_MM_ALIGNMENT ((size_t)16)
 #endif
 #define ZEND_MM_ALIGNMENT_MASK (~(ZEND_MM_ALIGNMENT - 1))
 #define ZEND_MM_ALIGNED_SIZE(size) (((size) + ZEND_MM_ALIGNMENT - 1) & ZEND_MM_ALIGNMENT_MASK)

@@ -22,8 +22,11 @@
 
 use core::ptr;
 
-/// Block sizes and data addresses are multiples of this (PHP's `ZEND_MM_ALIGNMENT`).
-pub const ALIGNMENT: usize = 8;
+/// Block sizes and data addresses are multiples of this (PHP's
+/// `ZEND_MM_ALIGNMENT`). 16, as glibc's malloc gives: PHP code relies on it
+/// (ext/hash keeps SSE state in emalloc'd contexts, which ZendMM 8's bins
+/// happen to align), and so does C code using `max_align_t`.
+pub const ALIGNMENT: usize = 16;
 /// The boundary tag: `size` and `prev` words.
 pub const HEADER_SIZE: usize = 16;
 /// Header plus two free-list links: the smallest block, and the smallest
@@ -360,11 +363,11 @@ mod tests {
         assert_eq!(true_size(0), Some(32));
         assert_eq!(true_size(15), Some(32));
         assert_eq!(true_size(16), Some(32));
-        assert_eq!(true_size(17), Some(40));
-        assert_eq!(true_size(520), Some(536));
+        assert_eq!(true_size(17), Some(48));
+        assert_eq!(true_size(1024), Some(1040));
         assert_eq!(true_size(usize::MAX), None);
-        assert_eq!(true_size(usize::MAX - 22), None);
-        assert_eq!(true_size(usize::MAX - 23), Some(usize::MAX - 7));
+        assert_eq!(true_size(usize::MAX - 30), None);
+        assert_eq!(true_size(usize::MAX - 31), Some(usize::MAX - 15));
     }
 
     #[test]

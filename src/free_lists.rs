@@ -23,8 +23,8 @@ use crate::report::corrupted;
 
 /// Buckets per family: one per bit of a machine word (`ZEND_MM_NUM_BUCKETS`).
 pub const NUM_BUCKETS: usize = usize::BITS as usize;
-/// True sizes below this are small (`ZEND_MM_MAX_SMALL_SIZE`): 32..=536.
-pub const MAX_SMALL_SIZE: usize = (NUM_BUCKETS << 3) + MIN_SIZE;
+/// True sizes below this are small (`ZEND_MM_MAX_SMALL_SIZE`): 32..=1040.
+pub const MAX_SMALL_SIZE: usize = NUM_BUCKETS * ALIGNMENT + MIN_SIZE;
 /// Rest blocks kept at most; older ones move to the ordinary lists.
 pub const MAX_REST_BLOCKS: usize = 16;
 
@@ -655,9 +655,9 @@ mod tests {
             for &b in &bs {
                 fl.add(b, b.tag().size());
             }
-            assert_eq!(fl.find_small(40), bs[2], "LIFO within a bucket");
-            assert_eq!(fl.find_small(72), bs[1]);
-            assert!(fl.find_small(136).is_null());
+            assert_eq!(fl.find_small(48), bs[2], "LIFO within a bucket");
+            assert_eq!(fl.find_small(80), bs[1]);
+            assert!(fl.find_small(144).is_null());
             fl.remove(bs[2]);
             fl.remove(bs[0]);
             assert_eq!(fl.find_small(64), bs[1]);
@@ -668,9 +668,9 @@ mod tests {
     #[test]
     fn trie_gives_best_fit_and_survives_any_removal_order() {
         let sizes: Vec<usize> =
-            [600, 1024, 4096, 1024, 2000, 3000, 704, 1024, 5000, 640, 2048, 2048].to_vec();
+            [1200, 2048, 8192, 2048, 4000, 6000, 1408, 2048, 10000, 1280, 4096, 4096].to_vec();
         for rot in 0..sizes.len() {
-            let mut arena = Arena::new(8192);
+            let mut arena = Arena::new(16384);
             let bs = arena.blocks(&sizes);
             let mut fl = FreeLists::new();
             // SAFETY: blocks live in `arena`.
@@ -679,12 +679,12 @@ mod tests {
                     fl.add(b, b.tag().size());
                 }
                 assert_eq!(fl.census(100).unwrap().large_blocks, sizes.len());
-                for want in [544, 600, 601, 1000, 1024, 2049, 4097, 5000] {
+                for want in [1056, 1200, 1216, 2000, 2048, 4112, 8208, 10000] {
                     let got = fl.search_large(want);
                     let best = sizes.iter().copied().filter(|&s| s >= want).min().unwrap();
                     assert_eq!(got.tag().size(), best, "search {want}");
                 }
-                assert!(fl.search_large(5001).is_null());
+                assert!(fl.search_large(10016).is_null());
                 let mut order: Vec<Block> = bs.clone();
                 order.rotate_left(rot);
                 for (n, b) in order.iter().enumerate() {

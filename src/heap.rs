@@ -12,7 +12,7 @@
 //! decides how to raise them (`ffi` hands them to the fatal-error path).
 
 use crate::accounting::Accounting;
-use crate::block::{true_size, Block, Tag, HEADER_SIZE, MIN_SIZE};
+use crate::block::{true_size, Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
@@ -22,7 +22,7 @@ use crate::storage::Storage;
 use core::ptr::{self, NonNull};
 
 /// Largest request served by the small fast path.
-const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - HEADER_SIZE - 8;
+const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
 
 /// `set_limit` refused: the heap already holds more segment bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +107,11 @@ impl Heap {
     #[inline]
     pub fn alloc(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         if size <= MAX_SMALL_REQUEST {
-            let ts = if size < MIN_SIZE - HEADER_SIZE { MIN_SIZE } else { (size + HEADER_SIZE + 7) & !7 };
+            let ts = if size < MIN_SIZE - HEADER_SIZE {
+                MIN_SIZE
+            } else {
+                (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
+            };
             // SAFETY: cached blocks are live used blocks (I3).
             let b = unsafe { self.cache.pop(bucket_index(ts), ts) };
             if !b.is_null() {

@@ -164,9 +164,9 @@ mod tests {
         h.start();
         let a = h.alloc(100).unwrap().as_ptr();
         let _b = h.alloc(100).unwrap().as_ptr();
-        // SAFETY: writes 8 bytes past `a`'s 120-byte block, into `b`'s header:
-        // exactly the overflow the validator must notice.
-        unsafe { a.add(104).cast::<usize>().write(0x4141_4141) };
+        // SAFETY: writes 8 bytes past `a`'s data, into `b`'s header: exactly
+        // the overflow the validator must notice.
+        unsafe { a.add(h.block_size(a)).cast::<usize>().write(0x4141_4141) };
         let problems = h.check();
         assert!(!problems.is_empty());
         assert!(problems[0].contains("bad tag"), "{problems:?}");
