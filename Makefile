@@ -20,7 +20,7 @@ C_TESTS := $(patsubst c_tests/%.c,target/c_tests/%,$(wildcard c_tests/*.c))
 
 banner = @printf '\n==> %s\n' $(1)
 
-.PHONY: all header deps test rust-test c-test abi-test demo clean FORCE
+.PHONY: all header deps test rust-test c-test php-test abi-test demo clean FORCE
 
 all: $(LIB)
 
@@ -37,12 +37,13 @@ header:
 	ZENDMM_WRITE_HEADER=1 $(CARGO) build --release
 
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh test php
 
 # Stages run one after another even under -j, and the first failure stops make.
 test: deps
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory c-test
+	@$(MAKE) --no-print-directory php-test
 	@$(MAKE) --no-print-directory abi-test
 	$(call banner,"make test: all stages passed")
 
@@ -63,6 +64,11 @@ c-test: $(C_TESTS)
 		./$$t || { echo "FAILED: $$t (exit $$?)"; exit 1; }; \
 	done
 
+# Stock php8.2 and libphp8.2 with and without LD_PRELOAD=libzendmm.so (php_tests/run.sh).
+php-test: $(LIB)
+	$(call banner,"PHP tests (php_tests/run.sh: stock PHP 8.2 on zendmm)")
+	php_tests/run.sh
+
 abi-test:
 	$(call banner,"ABI check (ctest2: abi-test/src/decls.rs vs include/zendmm.h)")
 	$(CARGO) run --release -p zendmm-abi-test
@@ -78,3 +84,26 @@ demo: deps
 
 clean:
 	$(CARGO) clean
+
+# The benchmark (bench/README.md): takes minutes, never part of `make test`.
+# `make bench TRACES=dir` replays the traces in dir; BENCH_ARGS go to bench/run.py.
+.PHONY: bench bench-quick bench-deps
+BENCH_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra
+BENCH_RUN = python3 bench/run.py $(if $(TRACES),--traces $(TRACES)) $(BENCH_ARGS)
+
+target/bench/replay: bench/replay.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl
+
+bench-deps:
+	@scripts/install-deps.sh test bench php
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory $(LIB) target/bench/replay
+	$(call banner,"benchmark: bench/run.py (takes 10-20 minutes)")
+	$(BENCH_RUN)
+
+bench-quick: bench-deps
+	@$(MAKE) --no-print-directory $(LIB) target/bench/replay
+	$(call banner,"quick benchmark: bench/run.py --quick")
+	$(BENCH_RUN) --quick
