@@ -197,6 +197,34 @@ for s in "$here"/limit/*.php; do
     done
 done
 
+# ---------------------------------------------------------------- environment
+# USE_ZEND_ALLOC=0 hands request memory to libc malloc, still counted and
+# limited (stock PHP needs USE_TRACKED_ALLOC=1 for that); ZEND_MM_MAX_ALLOCS
+# then stops the script like a limit error, with exit status 121.
+env_case() {   # label expected-rc expected-stdout command...
+    local label=$1 want_rc=$2 want_out=$3 out rc
+    shift 3
+    out=$("$@" 2>/dev/null | sed 's/(tried to allocate [0-9]* bytes)/(tried to allocate %M bytes)/'; exit "${PIPESTATUS[0]}")
+    rc=$?
+    if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
+        ok "environment: $label"
+    else
+        bad "environment: $label" "exit status $rc (want $want_rc)" "stdout: $out" "want:   $want_out"
+    fi
+}
+grow='$a=[]; for($i=0;$i<100000;$i++) $a[]="x$i"; echo "done\n";'
+limit_msg=$'\nFatal error: Allowed memory size of 134217728 bytes exhausted (tried to allocate %M bytes) in Command line code on line 1'
+env_case "ZEND_MM_MAX_ALLOCS=1000, stock tracked allocator" 121 "$limit_msg" \
+    env USE_ZEND_ALLOC=0 USE_TRACKED_ALLOC=1 ZEND_MM_MAX_ALLOCS=1000 "$PHP" -n -r "$grow"
+env_case "ZEND_MM_MAX_ALLOCS=1000 with USE_ZEND_ALLOC=0, zendmm" 121 "$limit_msg" \
+    env USE_ZEND_ALLOC=0 ZEND_MM_MAX_ALLOCS=1000 LD_PRELOAD="$LIB" "$PHP" -n -r "$grow"
+env_case "USE_ZEND_ALLOC=0 counts usage and keeps memory_limit, zendmm" 255 \
+    $'counted\n\nFatal error: Allowed memory size of 8388608 bytes exhausted (tried to allocate %M bytes) in Command line code on line 1' \
+    env USE_ZEND_ALLOC=0 LD_PRELOAD="$LIB" "$PHP" -n -d memory_limit=8M \
+    -r 'echo memory_get_usage() > 0 ? "counted\n" : "zero\n"; $s = str_repeat("x", 16 << 20); echo "survived\n";'
+env_case "USE_ZEND_ALLOC=0 runs the suite's arrays script, zendmm" 0 "$(cat "$here/suite/arrays.out")" \
+    env USE_ZEND_ALLOC=0 LD_PRELOAD="$LIB" "$PHP" -n -d memory_limit=-1 "$here/suite/arrays.php"
+
 # ---------------------------------------------------------------- embed
 embed_bin=$work/embed_requests
 # shellcheck disable=SC2046
