@@ -87,7 +87,7 @@ typedef struct zendmm_heap_stats {
     // Bytes and blocks held by the fastcache (freed, kept for reuse).
     size_t cached_bytes;
     size_t cached_blocks;
-    // Free blocks in the 64 small buckets (true size < 544).
+    // Free blocks in the 64 small buckets (true size < 1056).
     size_t free_small_bytes;
     size_t free_small_blocks;
     // Free blocks in the large-size trie.

@@ -143,7 +143,7 @@ pub struct zendmm_heap_stats {
     /// Bytes and blocks held by the fastcache (freed, kept for reuse).
     pub cached_bytes: usize,
     pub cached_blocks: usize,
-    /// Free blocks in the 64 small buckets (true size < 544).
+    /// Free blocks in the 64 small buckets (true size < 1056).
     pub free_small_bytes: usize,
     pub free_small_blocks: usize,
     /// Free blocks in the large-size trie.
