@@ -5,15 +5,15 @@ ifeq ($(origin CC),default)
 CC = gcc
 endif
 
-LIBDIR  := target/release
-LIB     := $(LIBDIR)/libzendmm.so
+BUILD_DIR := target/release
+LIB       := $(BUILD_DIR)/libzendmm.so
 HEADERS := $(wildcard include/*.h) $(wildcard c_tests/*.h)
 
 # _GNU_SOURCE: the C tests use fork, setenv and sigsetjmp, which strict
 # -std=c11 hides. Sources must not #define it again (-Werror on redefinition).
 CPPFLAGS += -D_GNU_SOURCE -Iinclude
 CFLAGS   ?= -std=c11 -Wall -Wextra -Werror -Wpedantic -O2 -g
-LDFLAGS  += -L$(LIBDIR) -Wl,-rpath,$(CURDIR)/$(LIBDIR)
+LDFLAGS  += -L$(BUILD_DIR) -Wl,-rpath,$(CURDIR)/$(BUILD_DIR)
 LDLIBS   += -lzendmm
 
 C_TESTS := $(patsubst c_tests/%.c,target/c_tests/%,$(wildcard c_tests/*.c))
@@ -30,7 +30,7 @@ all: $(LIB)
 $(LIB): FORCE
 	$(call banner,"cargo build --release")
 	$(CARGO) build --release
-	@ln -sf libzendmm.so $(LIBDIR)/libzendmm.so.0
+	@ln -sf libzendmm.so $(BUILD_DIR)/libzendmm.so.0
 
 header:
 	$(call banner,"regenerating include/zendmm.h")
@@ -44,6 +44,7 @@ test: deps
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory c-test
 	@$(MAKE) --no-print-directory php-test
+	@$(MAKE) --no-print-directory install-test
 	@$(MAKE) --no-print-directory abi-test
 	$(call banner,"make test: all stages passed")
 
@@ -85,6 +86,69 @@ demo: deps
 clean:
 	$(CARGO) clean
 
+# make install [PREFIX=/usr/local] [DESTDIR=stage] [LIBDIR=... INCLUDEDIR=... BINDIR=...]
+# installs lib/libzendmm.so.$(VERSION) with the libzendmm.so.0 (SONAME) and
+# libzendmm.so links, lib/libzendmm.a, include/zendmm.h, include/zendmm_alloc.h,
+# lib/pkgconfig/zendmm.pc and bin/zendmm-run; `make uninstall` with the same
+# variables removes exactly those. tests/install_test.sh (make install-test)
+# checks both.
+.PHONY: install uninstall install-test
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+BINDIR       ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+VERSION      := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
+# Must match the -soname that build.rs gives the linker.
+SONAME       := libzendmm.so.0
+# What the Rust staticlib needs (`cargo rustc --release --lib --crate-type
+# staticlib -- --print native-static-libs`); the PHP glue object inside
+# libzendmm.a only adds libdl's dlsym and dladdr1, already in the list.
+LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+INSTALL      ?= install
+# A directory under $(PREFIX) is written as ${prefix}/... in zendmm.pc.
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+# A real install as root (no DESTDIR) refreshes the dynamic loader's cache,
+# which /usr/local/lib needs before programs find libzendmm.so.0 there.
+run_ldconfig = @if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then \
+	echo ldconfig; ldconfig; fi
+
+# Builds first, except when the library is built and cargo is not on PATH
+# (`make && sudo make install` with a per-user Rust toolchain).
+INSTALL_PREREQ := $(if $(and $(wildcard $(LIB)),$(if $(shell command -v $(CARGO) 2>/dev/null),,no-cargo)),,$(LIB))
+
+install: $(INSTALL_PREREQ)
+	@test -n "$(VERSION)" || { echo "make install: no version in Cargo.toml's [package]" >&2; exit 1; }
+	$(call banner,"installing zendmm $(VERSION) into $(DESTDIR)$(PREFIX)")
+	@rm -f $(BUILD_DIR)/zendmm.pc # it may be root's, from an earlier sudo make install
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
+	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' zendmm.pc.in > $(BUILD_DIR)/zendmm.pc
+	$(INSTALL) -d -m 755 $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(LIB) $(DESTDIR)$(LIBDIR)/libzendmm.so.$(VERSION)
+	ln -sfn libzendmm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libzendmm.so
+	$(INSTALL) -m 644 $(BUILD_DIR)/libzendmm.a $(DESTDIR)$(LIBDIR)/libzendmm.a
+	$(INSTALL) -m 644 include/zendmm.h include/zendmm_alloc.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -m 644 $(BUILD_DIR)/zendmm.pc $(DESTDIR)$(PKGCONFIGDIR)/zendmm.pc
+	$(INSTALL) -m 755 scripts/zendmm-run $(DESTDIR)$(BINDIR)/zendmm-run
+	$(run_ldconfig)
+
+uninstall:
+	$(call banner,"removing zendmm from $(DESTDIR)$(PREFIX)")
+	rm -f $(DESTDIR)$(LIBDIR)/libzendmm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libzendmm.so $(DESTDIR)$(LIBDIR)/libzendmm.a \
+	      $(DESTDIR)$(INCLUDEDIR)/zendmm.h $(DESTDIR)$(INCLUDEDIR)/zendmm_alloc.h \
+	      $(DESTDIR)$(PKGCONFIGDIR)/zendmm.pc $(DESTDIR)$(BINDIR)/zendmm-run
+	$(run_ldconfig)
+
+# Installs into temporary DESTDIRs, builds C programs and examples/ through
+# pkg-config against the shared and the static library, then uninstalls.
+install-test: $(LIB)
+	$(call banner,"install test (tests/install_test.sh: make install/uninstall, pkg-config, examples/)")
+	tests/install_test.sh
+
 # The benchmark (bench/README.md): takes minutes, never part of `make test`.
 # `make bench TRACES=dir` replays the traces in dir; BENCH_ARGS go to bench/run.py.
 .PHONY: bench bench-quick bench-deps
@@ -100,7 +164,7 @@ bench-deps:
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory $(LIB) target/bench/replay
-	$(call banner,"benchmark: bench/run.py (takes 10-20 minutes)")
+	$(call banner,"benchmark: bench/run.py (takes about 6-10 minutes)")
 	$(BENCH_RUN)
 
 bench-quick: bench-deps
