@@ -15,7 +15,8 @@
 //! - I1 `next(b).prev == b.size` for every block before a segment's guard.
 //! - I2 no two neighbouring blocks are both free (free coalesces at once).
 //! - I3 each free block is in exactly one of: a small bucket, the large trie,
-//!   the rest list; each cached block is on exactly one fastcache stack.
+//!   the rest list, or is the designated victim; each cached block is on
+//!   exactly one fastcache stack.
 //! - I4 a segment's first block has `prev == Tag::FIRST`; its last header is a
 //!   guard (`GUARD | HEADER_SIZE`), which reads as used and is never merged.
 //! - I5 every block size is a multiple of `ALIGNMENT` and at least `MIN_SIZE`.
@@ -35,11 +36,15 @@ pub const MIN_SIZE: usize = 32;
 /// Header plus the five links a block in the large trie needs.
 pub const LARGE_FREE_SIZE: usize = HEADER_SIZE + 5 * core::mem::size_of::<usize>();
 
-const TYPE_MASK: usize = 0b11;
+const TYPE_MASK: usize = 0b111;
+/// Sizes are multiples of 16: the low four bits are never part of one.
+const SIZE_MASK: usize = !(ALIGNMENT - 1);
 const USED_BIT: usize = 0b01;
 /// On a free block, bit 1 marks membership of the rest list; on a used block
 /// it marks a guard. Bit 0 alone decides "used" (PHP's `ZEND_MM_IS_FREE_BLOCK`).
 const SECOND_BIT: usize = 0b10;
+/// On a free block: the designated victim (`FreeLists::dv`), in no list.
+const DV_BIT: usize = 0b100;
 
 /// A boundary-tag word: size with the block type in the two low bits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,8 +69,12 @@ impl Tag {
         Tag(size | SECOND_BIT)
     }
     #[inline(always)]
+    pub const fn dv(size: usize) -> Tag {
+        Tag(size | DV_BIT)
+    }
+    #[inline(always)]
     pub const fn size(self) -> usize {
-        self.0 & !TYPE_MASK
+        self.0 & SIZE_MASK
     }
     #[inline(always)]
     pub const fn is_free(self) -> bool {
@@ -84,6 +93,11 @@ impl Tag {
     #[inline(always)]
     pub const fn is_rest(self) -> bool {
         self.0 & TYPE_MASK == SECOND_BIT
+    }
+    /// The free block small requests are carved from (`FreeLists::dv`).
+    #[inline(always)]
+    pub const fn is_dv(self) -> bool {
+        self.0 & TYPE_MASK == DV_BIT
     }
     #[inline(always)]
     pub const fn raw(self) -> usize {
@@ -378,6 +392,8 @@ mod tests {
         assert!(f.is_free() && !f.is_rest() && f.size() == 64);
         let r = Tag::rest(64);
         assert!(r.is_free() && r.is_rest() && r.size() == 64);
+        let d = Tag::dv(64);
+        assert!(d.is_free() && d.is_dv() && !d.is_rest() && d.size() == 64);
         assert!(Tag::GUARD.is_guard() && !Tag::GUARD.is_free());
         assert!(Tag::FIRST.is_guard() && Tag::FIRST.size() == 0);
     }

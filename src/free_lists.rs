@@ -12,6 +12,12 @@
 //!   is searched only near the memory limit, so big blocks can later grow in
 //!   place and their segments can go back whole.
 //!
+//! - The designated victim (dlmalloc's `dv`) is the remainder of the last
+//!   block split for a small request. It sits in no list (tag `DV`): the
+//!   next small requests that no bucket serves are carved off its front, so
+//!   a run of fresh allocations costs no list work and lands on consecutive
+//!   addresses.
+//!
 //! Lists are null-terminated and their heads live in this struct; trie nodes
 //! point back to their slot through `parent`, a child-slot address or, for a
 //! root, an odd number naming the bucket, so the heap can be moved freely.
@@ -68,6 +74,8 @@ pub struct ListCounts {
     pub large_bytes: usize,
     pub rest_blocks: usize,
     pub rest_bytes: usize,
+    pub dv_blocks: usize,
+    pub dv_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -79,6 +87,7 @@ pub struct FreeLists {
     rest_head: Block,
     rest_tail: Block,
     rest_count: usize,
+    dv: Block,
 }
 
 impl FreeLists {
@@ -91,6 +100,67 @@ impl FreeLists {
             rest_head: Block::NULL,
             rest_tail: Block::NULL,
             rest_count: 0,
+            dv: Block::NULL,
+        }
+    }
+
+    /// The designated victim, or null.
+    pub fn dv(&self) -> Block {
+        self.dv
+    }
+
+    /// Makes `b` the designated victim if it is bigger than the current one
+    /// (which then goes to the lists); otherwise files `b` itself.
+    ///
+    /// # Safety
+    /// As [`FreeLists::add`].
+    pub unsafe fn offer_dv(&mut self, b: Block, size: usize) {
+        // SAFETY: caller's contract; the old victim is a live free block (I3).
+        unsafe {
+            let old = self.dv;
+            if !old.is_null() {
+                let old_size = old.tag().size();
+                if old_size >= size {
+                    self.add(b, size);
+                    return;
+                }
+                self.add(old, old_size);
+            }
+            b.set_tag(Tag::dv(size));
+        }
+        self.dv = b;
+    }
+
+    /// Carves `ts` bytes off the front of the designated victim. Returns the
+    /// block, tagged used, and its size (the whole victim when the rest
+    /// would be too small to be a block); null when there is no victim or
+    /// it is too small.
+    ///
+    /// # Safety
+    /// The victim, if any, is a live free block (I3).
+    #[inline]
+    pub unsafe fn take_from_dv(&mut self, ts: usize) -> (Block, usize) {
+        let dv = self.dv;
+        if dv.is_null() {
+            return (Block::NULL, 0);
+        }
+        // SAFETY: caller's contract; the rest lies inside the victim.
+        unsafe {
+            let size = dv.tag().size();
+            if size < ts {
+                return (Block::NULL, 0);
+            }
+            let rest = size - ts;
+            if rest < MIN_SIZE {
+                self.dv = Block::NULL;
+                dv.set_tag(Tag::used(size));
+                return (dv, size);
+            }
+            dv.set_tag(Tag::used(ts));
+            let r = dv.plus(ts);
+            r.set_tag(Tag::dv(rest));
+            self.dv = r;
+            (dv, ts)
         }
     }
 
@@ -203,7 +273,12 @@ impl FreeLists {
         unsafe {
             let tag = b.tag();
             let size = tag.size();
-            if tag.is_rest() {
+            if tag.is_dv() {
+                if self.dv != b {
+                    corrupted("free block tagged as the designated victim is not", b.data(), size);
+                }
+                self.dv = Block::NULL;
+            } else if tag.is_rest() {
                 self.remove_rest(b);
             } else if is_small(size) {
                 self.remove_small(b, size);
@@ -542,6 +617,14 @@ impl FreeLists {
             }
             if prev != self.rest_tail || c.rest_blocks != self.rest_count {
                 return Err("rest list tail or count is wrong".into());
+            }
+            if !self.dv.is_null() {
+                let t = self.dv.tag();
+                if !t.is_dv() {
+                    return Err(format!("designated victim {:#x} has tag {:#x}", self.dv.addr(), t.raw()));
+                }
+                c.dv_blocks = 1;
+                c.dv_bytes = t.size();
             }
         }
         Ok(c)

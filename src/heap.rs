@@ -21,6 +21,20 @@ use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
 use crate::storage::Storage;
 use core::ptr::{self, NonNull};
 
+/// Large blocks grow in place by whole multiples of this (a page).
+const GROW_QUANTUM: usize = 4096;
+
+/// How much of `total` free bytes an in-place growth to `ts` takes: exactly
+/// `ts` for a small block, `ts` rounded up to a page for a large one.
+#[inline]
+fn grow_target(ts: usize, total: usize) -> usize {
+    if is_small(ts) {
+        ts
+    } else {
+        ((ts + GROW_QUANTUM - 1) & !(GROW_QUANTUM - 1)).min(total)
+    }
+}
+
 /// Largest request served by the small fast path.
 const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
 
@@ -131,7 +145,17 @@ impl Heap {
             // SAFETY: the lists hold live free blocks (I3); a found block is
             // unlinked before it is carved.
             unsafe {
-                let mut b = if is_small(ts) { self.lists.find_small(ts) } else { Block::NULL };
+                let mut b = Block::NULL;
+                if is_small(ts) {
+                    b = self.lists.find_small(ts);
+                    if b.is_null() {
+                        let (v, n) = self.lists.take_from_dv(ts);
+                        if !v.is_null() {
+                            self.acct.add_used(n);
+                            return Ok(NonNull::new_unchecked(v.data()));
+                        }
+                    }
+                }
                 if b.is_null() {
                     b = self.lists.search_large(ts);
                 }
@@ -228,6 +252,8 @@ impl Heap {
                 b.set_tag(Tag::used(ts));
                 if keep_rest {
                     self.lists.add_rest(b.plus(ts), rest);
+                } else if is_small(ts) {
+                    self.lists.offer_dv(b.plus(ts), rest);
                 } else {
                     self.lists.add(b.plus(ts), rest);
                 }
@@ -269,12 +295,29 @@ impl Heap {
     pub unsafe fn free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract.
         unsafe {
-            let b = self.used_block(p, "efree of a pointer that is not a live block");
-            let size = b.tag().size();
-            if is_small(size) && self.cache.has_room() {
+            // Fast path: a used small block goes on its fastcache stack. Only
+            // its own tag is read: the neighbour's header is another cache
+            // line, checked when the block is coalesced (`release`).
+            let b = Block::from_data_unchecked(p);
+            let tag = b.tag();
+            let size = tag.size();
+            if tag.is_used() && size >= MIN_SIZE && is_small(size) && self.cache.has_room() {
                 self.cache.push(b, bucket_index(size), size);
                 return;
             }
+            self.free_slow(p);
+        }
+    }
+
+    /// # Safety
+    /// As [`Heap::free`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_slow(&mut self, p: *mut u8) {
+        // SAFETY: caller's contract.
+        unsafe {
+            let b = self.used_block(p, "efree of a pointer that is not a live block");
+            let size = b.tag().size();
             self.acct.sub_used(size);
             self.release(b, size);
         }
@@ -386,9 +429,10 @@ impl Heap {
             let nt = next.tag();
             let first = b.prev_tag() == Tag::FIRST;
             if nt.is_free() {
-                if orig + nt.size() >= ts {
+                let total = orig + nt.size();
+                if total >= ts {
                     self.lists.remove(next);
-                    self.grow_into_next(b, orig + nt.size(), orig, ts);
+                    self.grow_into_next(b, total, orig, grow_target(ts, total));
                     return Ok(NonNull::new_unchecked(p));
                 }
                 if first && next.next().tag().is_guard() {
@@ -408,7 +452,11 @@ impl Heap {
     /// `b` is a live used block of `orig >= ts` bytes.
     unsafe fn shrink(&mut self, b: Block, orig: usize, ts: usize) {
         let mut rest = orig - ts;
-        if rest < MIN_SIZE {
+        // A large block keeps up to a page of slack, like ZendMM 8's
+        // page-granular runs: a string growing a few bytes at a time then
+        // reallocs in place without touching the free lists.
+        let slack = if is_small(ts) { MIN_SIZE } else { GROW_QUANTUM };
+        if rest < slack {
             return;
         }
         // SAFETY: caller's contract; the tail lies inside `b`.

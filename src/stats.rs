@@ -30,7 +30,15 @@ impl Heap {
     /// Counts everything; walks the free lists and the cache, not the blocks.
     pub fn stats(&self) -> Stats {
         // SAFETY: the lists hold live blocks; the bound only guards loops.
-        let lists = unsafe { self.lists.census(usize::MAX) }.unwrap_or_default();
+        let mut lists = unsafe { self.lists.census(usize::MAX) }.unwrap_or_default();
+        // The designated victim counts with the free blocks of its size class.
+        if crate::free_lists::is_small(lists.dv_bytes) && lists.dv_blocks > 0 {
+            lists.small_blocks += 1;
+            lists.small_bytes += lists.dv_bytes;
+        } else if lists.dv_blocks > 0 {
+            lists.large_blocks += 1;
+            lists.large_bytes += lists.dv_bytes;
+        }
         let mut cached_blocks = 0;
         for i in 0..NUM_BUCKETS {
             let mut b = self.cache.head(i);

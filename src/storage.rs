@@ -56,10 +56,6 @@ unsafe impl Storage for Malloc {
         // SAFETY: `p` is a live malloc block (caller's contract).
         unsafe { libc::free(p.cast()) }
     }
-    fn compact(&self) {
-        // SAFETY: plain libc call; trims glibc's top chunk and free pages.
-        unsafe { libc::malloc_trim(0) };
-    }
 }
 
 /// Private anonymous mappings, resized with `mremap`.

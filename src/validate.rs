@@ -60,6 +60,9 @@ impl Heap {
                         if t.is_rest() {
                             walked.rest_blocks += 1;
                             walked.rest_bytes += s;
+                        } else if t.is_dv() {
+                            walked.dv_blocks += 1;
+                            walked.dv_bytes += s;
                         } else if is_small(s) {
                             walked.small_blocks += 1;
                             walked.small_bytes += s;
