@@ -159,6 +159,13 @@ impl Heap {
                 if b.is_null() {
                     b = self.lists.search_large(ts);
                 }
+                if b.is_null() {
+                    let (v, n) = self.lists.take_from_dv(ts);
+                    if !v.is_null() {
+                        self.acct.add_used(n);
+                        return Ok(NonNull::new_unchecked(v.data()));
+                    }
+                }
                 if b.is_null() && !self.acct.segment_fits(self.segment_size) {
                     b = self.lists.search_rest(ts);
                 }

@@ -216,3 +216,42 @@ fn the_rest_list_serves_requests_near_the_limit() {
     assert_eq!(h.usage(true), real);
     h.validate().unwrap();
 }
+
+#[test]
+fn fresh_small_blocks_are_carved_back_to_back() {
+    let mut h = heap();
+    let a = alloc(&mut h, 40);
+    let b = alloc(&mut h, 40);
+    let c = alloc(&mut h, 100);
+    // 40 bytes + 16-byte header = 64-byte blocks, taken off the same victim.
+    assert_eq!(b as usize - a as usize, 64);
+    assert_eq!(c as usize - b as usize, 64);
+    h.validate().unwrap();
+}
+
+#[test]
+fn a_large_request_uses_the_designated_victim_before_a_new_segment() {
+    let mut h = heap();
+    let _small = alloc(&mut h, 40); // leaves the segment's rest as the victim
+    let big = alloc(&mut h, 200_000);
+    assert_eq!(h.usage(true), SEG, "served from the victim, no new segment");
+    // SAFETY: live.
+    unsafe { h.free(big) };
+    h.validate().unwrap();
+}
+
+#[test]
+fn a_growing_large_block_reallocs_in_place_by_pages() {
+    let mut h = heap();
+    let mut p = alloc(&mut h, 5000);
+    let first = p;
+    for n in (5001..40_000).step_by(7) {
+        // SAFETY: `p` is live.
+        p = unsafe { h.realloc(p, n) }.unwrap().as_ptr();
+    }
+    assert_eq!(p, first, "grew in place all along");
+    // SAFETY: live.
+    let usable = unsafe { h.block_size(p) };
+    assert!(usable >= 39_995 && usable < 39_995 + 4096 + 16, "at most a page of slack: {usable}");
+    h.validate().unwrap();
+}
