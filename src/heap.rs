@@ -117,29 +117,44 @@ impl Heap {
     // ------------------------------------------------------------------
     // Allocation
 
-    /// Allocates `size` bytes, 8-byte aligned; `size == 0` gets a real block.
+    /// Allocates `size` bytes, 16-byte aligned; `size == 0` gets a real block.
     #[inline]
     pub fn alloc(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
-        if size <= MAX_SMALL_REQUEST {
-            let ts = if size < MIN_SIZE - HEADER_SIZE {
-                MIN_SIZE
-            } else {
-                (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
-            };
-            // SAFETY: cached blocks are live used blocks (I3).
-            let b = unsafe { self.cache.pop(bucket_index(ts), ts) };
-            if !b.is_null() {
-                // SAFETY: data pointers of live blocks are never null.
-                return Ok(unsafe { NonNull::new_unchecked(b.data()) });
-            }
+        match NonNull::new(self.alloc_cached(size)) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(size),
         }
-        self.alloc_slow(size)
     }
 
+    /// The fast path: a block from the fastcache, or null (then call
+    /// `alloc_slow`). A few instructions and one load of the block's link.
+    #[inline(always)]
+    pub fn alloc_cached(&mut self, size: usize) -> *mut u8 {
+        if size > MAX_SMALL_REQUEST {
+            return ptr::null_mut();
+        }
+        let ts = if size < MIN_SIZE - HEADER_SIZE {
+            MIN_SIZE
+        } else {
+            (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
+        };
+        // SAFETY: cached blocks are live used blocks (I3).
+        let b = unsafe { self.cache.pop(bucket_index(ts), ts) };
+        if b.is_null() {
+            ptr::null_mut()
+        } else {
+            b.data()
+        }
+    }
+
+    /// Everything but the fastcache: lists, victim, new segments, errors.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
+    pub fn alloc_slow(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let ts = self.checked_true_size(size)?;
+        if is_small(ts) {
+            self.cache.misses += 1;
+        }
         let mut flushed = false;
         loop {
             // SAFETY: the lists hold live free blocks (I3); a found block is
@@ -417,8 +432,14 @@ impl Heap {
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
-            let b = self.used_block(p, "erealloc of a pointer that is not a live block");
-            let orig = b.tag().size();
+            // Only the block's own tag here; the neighbour's boundary tag is
+            // checked where the neighbour is read (growth, shrink merge).
+            let b = Block::from_data_unchecked(p);
+            let tag = b.tag();
+            if !tag.is_used() || tag.size() < MIN_SIZE {
+                self.used_block(p, "erealloc of a pointer that is not a live block");
+            }
+            let orig = tag.size();
             let ts = self.checked_true_size(size)?;
             if ts <= orig {
                 self.shrink(b, orig, ts);
@@ -433,6 +454,9 @@ impl Heap {
                 }
             }
             let next = b.next();
+            if next.prev_tag() != tag {
+                corrupted("erealloc of a block whose boundary tags disagree", p, orig);
+            }
             let nt = next.tag();
             let first = b.prev_tag() == Tag::FIRST;
             if nt.is_free() {
@@ -469,6 +493,9 @@ impl Heap {
         // SAFETY: caller's contract; the tail lies inside `b`.
         unsafe {
             let next = b.next();
+            if next.prev_tag() != Tag::used(orig) {
+                corrupted("erealloc of a block whose boundary tags disagree", b.data(), orig);
+            }
             let nt = next.tag();
             if nt.is_free() {
                 self.lists.remove(next);

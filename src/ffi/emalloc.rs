@@ -14,7 +14,18 @@ pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *
     if !unsafe { (*h).custom }.is_none() {
         return custom::malloc(h, size, fallible);
     }
-    complete(h, fallible, |heap| heap.alloc(size))
+    // SAFETY: see `heap_of`.
+    let p = unsafe { (*heap_of(h)).alloc_cached(size) };
+    if !p.is_null() {
+        return p.cast();
+    }
+    emalloc_slow(h, size, fallible)
+}
+
+#[cold]
+#[inline(never)]
+fn emalloc_slow(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
+    complete(h, fallible, |heap| heap.alloc_slow(size))
 }
 
 /// # Safety
