@@ -20,8 +20,7 @@ fn main() {
     // zend_mm_heap is incomplete in C: no size or layout to compare, whatever
     // form the Rust mirror gives it.
     cfg.skip_struct(|ty| ty == "zend_mm_heap")
-        .skip_type(|ty| ty == "zend_mm_heap")
-;
+        .skip_type(|ty| ty == "zend_mm_heap");
 
     // PHP declares the storage's handlers `const`; ctest2's field-type probe
     // returns a non-const pointer to it. Offset and size are still compared.

@@ -21,7 +21,13 @@ pub struct Accounting {
 
 impl Accounting {
     pub const fn new() -> Accounting {
-        Accounting { size: 0, peak: 0, real_size: 0, real_peak: 0, limit: NO_LIMIT }
+        Accounting {
+            size: 0,
+            peak: 0,
+            real_size: 0,
+            real_peak: 0,
+            limit: NO_LIMIT,
+        }
     }
 
     #[inline(always)]
@@ -65,7 +71,10 @@ impl Accounting {
 
     /// Zeroes the usage counters at request shutdown; the limit stays.
     pub fn reset(&mut self) {
-        *self = Accounting { limit: self.limit, ..Accounting::new() };
+        *self = Accounting {
+            limit: self.limit,
+            ..Accounting::new()
+        };
     }
 }
 

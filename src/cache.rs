@@ -23,7 +23,12 @@ pub struct FastCache {
 
 impl FastCache {
     pub const fn new() -> FastCache {
-        FastCache { heads: [Block::NULL; NUM_BUCKETS], cached: 0, hits: 0, misses: 0 }
+        FastCache {
+            heads: [Block::NULL; NUM_BUCKETS],
+            cached: 0,
+            hits: 0,
+            misses: 0,
+        }
     }
 
     /// Bytes held.
@@ -103,7 +108,11 @@ mod tests {
         let mut c = FastCache::new();
         // SAFETY: three 32/40-byte blocks laid out inside `mem`.
         unsafe {
-            let (a, b, d) = (Block::at(base, 0), Block::at(base, 64), Block::at(base, 128));
+            let (a, b, d) = (
+                Block::at(base, 0),
+                Block::at(base, 64),
+                Block::at(base, 128),
+            );
             for x in [a, b, d] {
                 x.set_tag_only(Tag::used(32));
             }

@@ -58,7 +58,9 @@ pub fn use_zend_alloc() -> Result<bool, String> {
         Err(_) => Ok(true),
         Ok(v) => match v.trim().parse::<i64>() {
             Ok(n) => Ok(n != 0),
-            Err(_) => Err(format!("USE_ZEND_ALLOC must be an integer (0 disables zendmm's heap), got '{v}'\n")),
+            Err(_) => Err(format!(
+                "USE_ZEND_ALLOC must be an integer (0 disables zendmm's heap), got '{v}'\n"
+            )),
         },
     }
 }
@@ -72,8 +74,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub const DEFAULT: Config =
-        Config { storage: &storage::Malloc, segment_size: SEGMENT_SIZE, compact_size: COMPACT_SIZE };
+    pub const DEFAULT: Config = Config {
+        storage: &storage::Malloc,
+        segment_size: SEGMENT_SIZE,
+        compact_size: COMPACT_SIZE,
+    };
 
     /// Reads the `ENV_VARS`; `Err` carries the message to print before exiting 255.
     pub fn from_env() -> Result<Config, String> {
@@ -110,15 +115,26 @@ fn not_a_size(var: &str, value: &str) -> String {
 
 fn segment_size(v: &str) -> Result<usize, String> {
     let n = parse_size(v).ok_or_else(|| not_a_size("ZEND_MM_SEG_SIZE", v))?;
-    let detail = |why: &str, rule: String| format!("{why}\n  got ZEND_MM_SEG_SIZE={v} ({n} bytes); {rule}\n");
+    let detail = |why: &str, rule: String| {
+        format!("{why}\n  got ZEND_MM_SEG_SIZE={v} ({n} bytes); {rule}\n")
+    };
     if !n.is_power_of_two() {
-        return Err(detail("ZEND_MM_SEG_SIZE must be a power of two", "try 262144 (256K)".into()));
+        return Err(detail(
+            "ZEND_MM_SEG_SIZE must be a power of two",
+            "try 262144 (256K)".into(),
+        ));
     }
     if n < MIN_SEGMENT_SIZE || n < SEGMENT_OVERHEAD * 2 {
-        return Err(detail("ZEND_MM_SEG_SIZE is too small", format!("the smallest is {MIN_SEGMENT_SIZE}")));
+        return Err(detail(
+            "ZEND_MM_SEG_SIZE is too small",
+            format!("the smallest is {MIN_SEGMENT_SIZE}"),
+        ));
     }
     if n > MAX_SEGMENT_SIZE {
-        return Err(detail("ZEND_MM_SEG_SIZE is too large", format!("the largest is {MAX_SEGMENT_SIZE}")));
+        return Err(detail(
+            "ZEND_MM_SEG_SIZE is too large",
+            format!("the largest is {MAX_SEGMENT_SIZE}"),
+        ));
     }
     Ok(n)
 }
@@ -133,7 +149,10 @@ pub fn parse_size(s: &str) -> Option<usize> {
         b'g' | b'G' => (&s[..s.len() - 1], 30),
         _ => (s, 0),
     };
-    let n = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let n = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         usize::from_str_radix(hex, 16).ok()?
     } else if digits.len() > 1 && digits.starts_with('0') {
         usize::from_str_radix(&digits[1..], 8).ok()?
@@ -151,7 +170,12 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -161,7 +185,17 @@ mod tests {
         assert_eq!(parse_size("0x100000"), Some(1 << 20));
         assert_eq!(parse_size("0400"), Some(256));
         assert_eq!(parse_size("0"), Some(0));
-        for bad in ["", "k", "abc", "-1", "+5", "1kk", "99999999999999999999", "0x", "1 k"] {
+        for bad in [
+            "",
+            "k",
+            "abc",
+            "-1",
+            "+5",
+            "1kk",
+            "99999999999999999999",
+            "0x",
+            "1 k",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }
@@ -174,20 +208,37 @@ mod tests {
             ("ZEND_MM_COMPACT", "0"),
         ]))
         .unwrap();
-        assert_eq!((c.storage.name(), c.segment_size, c.compact_size), ("mmap_anon", 1 << 20, 0));
+        assert_eq!(
+            (c.storage.name(), c.segment_size, c.compact_size),
+            ("mmap_anon", 1 << 20, 0)
+        );
     }
 
     #[test]
     fn bad_environment_names_variable_and_value() {
-        let e = Config::from_lookup(env(&[("ZEND_MM_MEM_TYPE", "win32")])).err().unwrap();
-        assert!(e.starts_with("Wrong or unsupported zend_mm storage type 'win32'\n  supported types:\n    'malloc'\n"));
-        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "3000")])).err().unwrap();
-        assert!(e.starts_with("ZEND_MM_SEG_SIZE must be a power of two\n  got ZEND_MM_SEG_SIZE=3000"));
-        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "1k")])).err().unwrap();
+        let e = Config::from_lookup(env(&[("ZEND_MM_MEM_TYPE", "win32")]))
+            .err()
+            .unwrap();
+        assert!(e.starts_with(
+            "Wrong or unsupported zend_mm storage type 'win32'\n  supported types:\n    'malloc'\n"
+        ));
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "3000")]))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("ZEND_MM_SEG_SIZE must be a power of two\n  got ZEND_MM_SEG_SIZE=3000")
+        );
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "1k")]))
+            .err()
+            .unwrap();
         assert!(e.starts_with("ZEND_MM_SEG_SIZE is too small\n"));
-        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "2G")])).err().unwrap();
+        let e = Config::from_lookup(env(&[("ZEND_MM_SEG_SIZE", "2G")]))
+            .err()
+            .unwrap();
         assert!(e.starts_with("ZEND_MM_SEG_SIZE is too large\n"));
-        let e = Config::from_lookup(env(&[("ZEND_MM_COMPACT", "lots")])).err().unwrap();
+        let e = Config::from_lookup(env(&[("ZEND_MM_COMPACT", "lots")]))
+            .err()
+            .unwrap();
         assert_eq!(e, "ZEND_MM_COMPACT must be a number of bytes with an optional k, m or g suffix, got 'lots'\n");
     }
 }

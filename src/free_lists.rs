@@ -275,7 +275,11 @@ impl FreeLists {
             let size = tag.size();
             if tag.is_dv() {
                 if self.dv != b {
-                    corrupted("free block tagged as the designated victim is not", b.data(), size);
+                    corrupted(
+                        "free block tagged as the designated victim is not",
+                        b.data(),
+                        size,
+                    );
                 }
                 self.dv = Block::NULL;
             } else if tag.is_rest() {
@@ -295,8 +299,11 @@ impl FreeLists {
         // SAFETY: caller's contract; each link is checked before it is written through.
         unsafe {
             let (prev, next) = (b.prev_free(), b.next_free());
-            let linked_from_prev =
-                if prev.is_null() { self.small[i] == b } else { prev.next_free() == b };
+            let linked_from_prev = if prev.is_null() {
+                self.small[i] == b
+            } else {
+                prev.next_free() == b
+            };
             if !linked_from_prev || (!next.is_null() && next.prev_free() != b) {
                 corrupted("free list links broken (small bucket)", b.data(), size);
             }
@@ -320,10 +327,22 @@ impl FreeLists {
         // SAFETY: caller's contract; links checked before use.
         unsafe {
             let (prev, next) = (b.prev_free(), b.next_free());
-            let from_prev = if prev.is_null() { self.rest_head == b } else { prev.next_free() == b };
-            let from_next = if next.is_null() { self.rest_tail == b } else { next.prev_free() == b };
+            let from_prev = if prev.is_null() {
+                self.rest_head == b
+            } else {
+                prev.next_free() == b
+            };
+            let from_next = if next.is_null() {
+                self.rest_tail == b
+            } else {
+                next.prev_free() == b
+            };
             if !from_prev || !from_next {
-                corrupted("free list links broken (rest list)", b.data(), b.tag().size());
+                corrupted(
+                    "free list links broken (rest list)",
+                    b.data(),
+                    b.tag().size(),
+                );
             }
             if prev.is_null() {
                 self.rest_head = next;
@@ -412,7 +431,11 @@ impl FreeLists {
             let parent = node.parent();
             let slot = self.slot(parent);
             if *slot != node {
-                corrupted("free list links broken (large tree)", node.data(), node.tag().size());
+                corrupted(
+                    "free list links broken (large tree)",
+                    node.data(),
+                    node.tag().size(),
+                );
             }
             with.set_parent(parent);
             for i in 0..2 {
@@ -420,7 +443,11 @@ impl FreeLists {
                 with.set_child(i, c);
                 if !c.is_null() {
                     if c.parent() != node.child_slot(i) {
-                        corrupted("free list links broken (large tree)", c.data(), c.tag().size());
+                        corrupted(
+                            "free list links broken (large tree)",
+                            c.data(),
+                            c.tag().size(),
+                        );
                     }
                     c.set_parent(with.child_slot(i));
                 }
@@ -574,10 +601,17 @@ impl FreeLists {
                 while !b.is_null() {
                     let t = b.tag();
                     if !t.is_free() || t.is_rest() || t.size() != bucket_size(i) {
-                        return Err(format!("block {:#x} in small bucket {i} has tag {:#x}", b.addr(), t.raw()));
+                        return Err(format!(
+                            "block {:#x} in small bucket {i} has tag {:#x}",
+                            b.addr(),
+                            t.raw()
+                        ));
                     }
                     if b.prev_free() != prev {
-                        return Err(format!("block {:#x} in small bucket {i}: prev link broken", b.addr()));
+                        return Err(format!(
+                            "block {:#x} in small bucket {i}: prev link broken",
+                            b.addr()
+                        ));
                     }
                     c.small_blocks += 1;
                     c.small_bytes += t.size();
@@ -602,10 +636,17 @@ impl FreeLists {
             while !b.is_null() {
                 let t = b.tag();
                 if !t.is_rest() {
-                    return Err(format!("block {:#x} on the rest list has tag {:#x}", b.addr(), t.raw()));
+                    return Err(format!(
+                        "block {:#x} on the rest list has tag {:#x}",
+                        b.addr(),
+                        t.raw()
+                    ));
                 }
                 if b.prev_free() != prev {
-                    return Err(format!("block {:#x} on the rest list: prev link broken", b.addr()));
+                    return Err(format!(
+                        "block {:#x} on the rest list: prev link broken",
+                        b.addr()
+                    ));
                 }
                 c.rest_blocks += 1;
                 c.rest_bytes += t.size();
@@ -621,7 +662,11 @@ impl FreeLists {
             if !self.dv.is_null() {
                 let t = self.dv.tag();
                 if !t.is_dv() {
-                    return Err(format!("designated victim {:#x} has tag {:#x}", self.dv.addr(), t.raw()));
+                    return Err(format!(
+                        "designated victim {:#x} has tag {:#x}",
+                        self.dv.addr(),
+                        t.raw()
+                    ));
                 }
                 c.dv_blocks = 1;
                 c.dv_bytes = t.size();
@@ -647,7 +692,11 @@ impl FreeLists {
                 return Err(format!("trie node {:#x}: parent link broken", node.addr()));
             }
             if !node.tag().is_free() || node.tag().is_rest() || large_index(size) != index {
-                return Err(format!("trie node {:#x} has tag {:#x} in trie {index}", node.addr(), node.tag().raw()));
+                return Err(format!(
+                    "trie node {:#x} has tag {:#x} in trie {index}",
+                    node.addr(),
+                    node.tag().raw()
+                ));
             }
             let mut m = node;
             loop {
@@ -701,7 +750,9 @@ mod tests {
 
     impl Arena {
         fn new(words: usize) -> Arena {
-            Arena { mem: vec![0; words] }
+            Arena {
+                mem: vec![0; words],
+            }
         }
         /// Lays out free candidates of `sizes`; returns their headers.
         fn blocks(&mut self, sizes: &[usize]) -> Vec<Block> {
@@ -750,8 +801,10 @@ mod tests {
 
     #[test]
     fn trie_gives_best_fit_and_survives_any_removal_order() {
-        let sizes: Vec<usize> =
-            [1200, 2048, 8192, 2048, 4000, 6000, 1408, 2048, 10000, 1280, 4096, 4096].to_vec();
+        let sizes: Vec<usize> = [
+            1200, 2048, 8192, 2048, 4000, 6000, 1408, 2048, 10000, 1280, 4096, 4096,
+        ]
+        .to_vec();
         for rot in 0..sizes.len() {
             let mut arena = Arena::new(16384);
             let bs = arena.blocks(&sizes);

@@ -11,7 +11,11 @@ extern "C" {
     pub(crate) fn zendmm_glue_init() -> c_int;
     pub(crate) fn zendmm_glue_on_limit(limit: usize, tried: usize, fallible: bool) -> c_int;
     pub(crate) fn zendmm_glue_on_hard_limit(hard_limit: usize, tried: usize) -> !;
-    pub(crate) fn zendmm_glue_on_error(kind: c_int, message: *const c_char, fallible: bool) -> c_int;
+    pub(crate) fn zendmm_glue_on_error(
+        kind: c_int,
+        message: *const c_char,
+        fallible: bool,
+    ) -> c_int;
 }
 
 /// For the glue: marks the current heap as reporting a memory-limit error

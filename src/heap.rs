@@ -207,7 +207,10 @@ impl Heap {
     fn checked_true_size(&self, size: usize) -> Result<usize, MemError> {
         match size.checked_add(HEADER_SIZE + SEGMENT_OVERHEAD + self.segment_size) {
             Some(_) => Ok(true_size(size).unwrap_or(usize::MAX)),
-            None => Err(MemError::OverflowAdd { size, overhead: self.segment_size }),
+            None => Err(MemError::OverflowAdd {
+                size,
+                overhead: self.segment_size,
+            }),
         }
     }
 
@@ -241,11 +244,17 @@ impl Heap {
         self.apply_env();
         let (seg_size, keep_rest) = self.segment_size_for(ts);
         if !self.room_for(seg_size) {
-            return Err(MemError::Limit { limit: self.acct.limit, tried: seg_size });
+            return Err(MemError::Limit {
+                limit: self.acct.limit,
+                tried: seg_size,
+            });
         }
         let raw = self.storage.alloc(seg_size);
         if raw.is_null() {
-            return Err(MemError::OutOfMemory { allocated: self.acct.real_size, tried: seg_size });
+            return Err(MemError::OutOfMemory {
+                allocated: self.acct.real_size,
+                tried: seg_size,
+            });
         }
         self.acct.add_real(seg_size);
         // SAFETY: the storage gave `seg_size` bytes, a multiple of the
@@ -363,7 +372,11 @@ impl Heap {
             if pt.is_free() {
                 let prev = b.prev();
                 if prev.tag() != pt {
-                    corrupted("boundary tags of neighbouring blocks disagree", b.data(), size);
+                    corrupted(
+                        "boundary tags of neighbouring blocks disagree",
+                        b.data(),
+                        size,
+                    );
                 }
                 self.lists.remove(prev);
                 size += pt.size();
@@ -425,7 +438,12 @@ impl Heap {
     ///
     /// # Safety
     /// `p` is null or a live block of this heap.
-    pub unsafe fn realloc2(&mut self, p: *mut u8, size: usize, copy: usize) -> Result<NonNull<u8>, MemError> {
+    pub unsafe fn realloc2(
+        &mut self,
+        p: *mut u8,
+        size: usize,
+        copy: usize,
+    ) -> Result<NonNull<u8>, MemError> {
         if p.is_null() {
             return self.alloc(size);
         }
@@ -494,7 +512,11 @@ impl Heap {
         unsafe {
             let next = b.next();
             if next.prev_tag() != Tag::used(orig) {
-                corrupted("erealloc of a block whose boundary tags disagree", b.data(), orig);
+                corrupted(
+                    "erealloc of a block whose boundary tags disagree",
+                    b.data(),
+                    orig,
+                );
             }
             let nt = next.tag();
             if nt.is_free() {
@@ -551,7 +573,10 @@ impl Heap {
             let old = seg.size();
             let (new, _) = self.segment_size_for(ts);
             if !self.room_for(new - old) {
-                return Err(MemError::Limit { limit: self.acct.limit, tried: new - old });
+                return Err(MemError::Limit {
+                    limit: self.acct.limit,
+                    tried: new - old,
+                });
             }
             if let Some(n) = next {
                 self.lists.remove(n);
@@ -561,7 +586,10 @@ impl Heap {
                 if let Some(n) = next {
                     self.lists.add(n, n.tag().size());
                 }
-                return Err(MemError::OutOfMemory { allocated: self.acct.real_size, tried: new - old });
+                return Err(MemError::OutOfMemory {
+                    allocated: self.acct.real_size,
+                    tried: new - old,
+                });
             }
             self.acct.add_real(new - old);
             let seg = Segment::from_raw(raw);
@@ -586,7 +614,12 @@ impl Heap {
     ///
     /// # Safety
     /// `b` is a live used block.
-    unsafe fn realloc_move(&mut self, b: Block, size: usize, copy: usize) -> Result<NonNull<u8>, MemError> {
+    unsafe fn realloc_move(
+        &mut self,
+        b: Block,
+        size: usize,
+        copy: usize,
+    ) -> Result<NonNull<u8>, MemError> {
         let peak = self.acct.peak;
         let q = self.alloc(size)?;
         // SAFETY: caller's contract; `q` is a fresh block of at least `size`
@@ -606,7 +639,12 @@ impl Heap {
     /// `p` is a live block of this heap.
     pub unsafe fn block_size(&self, p: *mut u8) -> usize {
         // SAFETY: caller's contract.
-        unsafe { self.used_block(p, "block size of a pointer that is not a live block").tag().size() - HEADER_SIZE }
+        unsafe {
+            self.used_block(p, "block size of a pointer that is not a live block")
+                .tag()
+                .size()
+                - HEADER_SIZE
+        }
     }
 
     // ------------------------------------------------------------------
@@ -646,7 +684,10 @@ impl Heap {
         if limit < self.acct.real_size {
             self.flush_cache();
             if limit < self.acct.real_size {
-                return Err(LimitBelowUsage { limit, real_usage: self.acct.real_size });
+                return Err(LimitBelowUsage {
+                    limit,
+                    real_usage: self.acct.real_size,
+                });
             }
         }
         self.acct.limit = limit;

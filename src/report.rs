@@ -17,7 +17,11 @@ pub enum MemError {
     /// The storage refused `tried` bytes with `allocated` already held.
     OutOfMemory { allocated: usize, tried: usize },
     /// `nmemb * size + offset` does not fit a `size_t`.
-    Overflow { nmemb: usize, size: usize, offset: usize },
+    Overflow {
+        nmemb: usize,
+        size: usize,
+        offset: usize,
+    },
     /// `size + overhead` does not fit a `size_t`.
     OverflowAdd { size: usize, overhead: usize },
 }
@@ -41,13 +45,26 @@ impl fmt::Display for MemError {
                 write!(f, "Allowed memory size of {limit} bytes exhausted (tried to allocate {tried} bytes)")
             }
             MemError::OutOfMemory { allocated, tried } => {
-                write!(f, "Out of memory (allocated {allocated} bytes) (tried to allocate {tried} bytes)")
+                write!(
+                    f,
+                    "Out of memory (allocated {allocated} bytes) (tried to allocate {tried} bytes)"
+                )
             }
-            MemError::Overflow { nmemb, size, offset } => {
-                write!(f, "Possible integer overflow in memory allocation ({nmemb} * {size} + {offset})")
+            MemError::Overflow {
+                nmemb,
+                size,
+                offset,
+            } => {
+                write!(
+                    f,
+                    "Possible integer overflow in memory allocation ({nmemb} * {size} + {offset})"
+                )
             }
             MemError::OverflowAdd { size, overhead } => {
-                write!(f, "Possible integer overflow in memory allocation ({size} + {overhead})")
+                write!(
+                    f,
+                    "Possible integer overflow in memory allocation ({size} + {overhead})"
+                )
             }
         }
     }
@@ -61,7 +78,10 @@ pub struct StackBuf {
 
 impl StackBuf {
     pub const fn new() -> StackBuf {
-        StackBuf { buf: [0; 1024], len: 0 }
+        StackBuf {
+            buf: [0; 1024],
+            len: 0,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -114,7 +134,12 @@ pub fn set_handler(h: zendmm_error_handler) -> zendmm_error_handler {
         None
     } else {
         // SAFETY: only values made from a handler of this type are stored.
-        Some(unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(zendmm_error_kind, *const libc::c_char)>(old) })
+        Some(unsafe {
+            core::mem::transmute::<
+                usize,
+                unsafe extern "C" fn(zendmm_error_kind, *const libc::c_char),
+            >(old)
+        })
     }
 }
 
@@ -124,7 +149,12 @@ fn call_handler(kind: zendmm_error_kind, msg: &mut StackBuf) {
     let h = HANDLER.load(Ordering::Acquire);
     if h != 0 {
         // SAFETY: only values made from a handler of this type are stored.
-        let f = unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(zendmm_error_kind, *const libc::c_char)>(h) };
+        let f = unsafe {
+            core::mem::transmute::<
+                usize,
+                unsafe extern "C" fn(zendmm_error_kind, *const libc::c_char),
+            >(h)
+        };
         // SAFETY: the message is NUL-terminated and lives until the call ends.
         unsafe { f(kind, msg.as_c_ptr()) };
     }
@@ -156,7 +186,10 @@ pub fn fatal(err: MemError, nested: bool) -> ! {
 #[inline(never)]
 pub fn corrupted(check: &str, ptr: *mut u8, block_size: usize) -> ! {
     let mut msg = StackBuf::new();
-    let _ = write!(msg, "zend_mm_heap corrupted\n{check} (pointer {ptr:p}, block size {block_size})");
+    let _ = write!(
+        msg,
+        "zend_mm_heap corrupted\n{check} (pointer {ptr:p}, block size {block_size})"
+    );
     call_handler(zendmm_error_kind::ZENDMM_ERROR_HEAP_CORRUPTED, &mut msg);
     let _ = msg.write_str("\n");
     write_stderr(msg.as_bytes());
@@ -170,7 +203,10 @@ pub fn corrupted(check: &str, ptr: *mut u8, block_size: usize) -> ! {
 pub fn persistent_out_of_memory() -> ! {
     let mut msg = StackBuf::new();
     let _ = msg.write_str("Out of memory");
-    call_handler(zendmm_error_kind::ZENDMM_ERROR_PERSISTENT_OUT_OF_MEMORY, &mut msg);
+    call_handler(
+        zendmm_error_kind::ZENDMM_ERROR_PERSISTENT_OUT_OF_MEMORY,
+        &mut msg,
+    );
     write_stderr(b"Out of memory\n");
     // SAFETY: plain libc call.
     unsafe { libc::exit(1) }
@@ -190,13 +226,39 @@ mod tests {
 
     #[test]
     fn messages_are_phps_byte_for_byte() {
-        let s = MemError::Limit { limit: 8388608, tried: 262144 }.to_string();
-        assert_eq!(s, "Allowed memory size of 8388608 bytes exhausted (tried to allocate 262144 bytes)");
-        let s = MemError::OutOfMemory { allocated: 1, tried: 2 }.to_string();
-        assert_eq!(s, "Out of memory (allocated 1 bytes) (tried to allocate 2 bytes)");
-        let s = MemError::Overflow { nmemb: 3, size: 4, offset: 5 }.to_string();
-        assert_eq!(s, "Possible integer overflow in memory allocation (3 * 4 + 5)");
-        let s = MemError::OverflowAdd { size: 3, overhead: 4 }.to_string();
+        let s = MemError::Limit {
+            limit: 8388608,
+            tried: 262144,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "Allowed memory size of 8388608 bytes exhausted (tried to allocate 262144 bytes)"
+        );
+        let s = MemError::OutOfMemory {
+            allocated: 1,
+            tried: 2,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "Out of memory (allocated 1 bytes) (tried to allocate 2 bytes)"
+        );
+        let s = MemError::Overflow {
+            nmemb: 3,
+            size: 4,
+            offset: 5,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "Possible integer overflow in memory allocation (3 * 4 + 5)"
+        );
+        let s = MemError::OverflowAdd {
+            size: 3,
+            overhead: 4,
+        }
+        .to_string();
         assert_eq!(s, "Possible integer overflow in memory allocation (3 + 4)");
     }
 

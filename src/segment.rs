@@ -155,7 +155,10 @@ pub struct SegmentList {
 
 impl SegmentList {
     pub const fn new() -> SegmentList {
-        SegmentList { head: Segment::NULL, count: 0 }
+        SegmentList {
+            head: Segment::NULL,
+            count: 0,
+        }
     }
     #[inline]
     pub fn head(&self) -> Segment {
@@ -250,7 +253,9 @@ mod tests {
             assert!(seg.guard().tag().is_guard());
             assert_eq!(seg.guard().prev_tag(), first.tag());
             assert_eq!(Segment::of_first_block(first), seg);
-            assert!(seg.contains(first.data() as usize) && !seg.contains(seg.as_ptr() as usize + 4096));
+            assert!(
+                seg.contains(first.data() as usize) && !seg.contains(seg.as_ptr() as usize + 4096)
+            );
         }
     }
 
@@ -258,7 +263,10 @@ mod tests {
     fn the_list_links_both_ways() {
         let mut mems: Vec<Vec<usize>> = (0..3).map(|_| vec![0usize; 16]).collect();
         let mut list = SegmentList::new();
-        let segs: Vec<Segment> = mems.iter_mut().map(|m| Segment::from_raw(m.as_mut_ptr().cast())).collect();
+        let segs: Vec<Segment> = mems
+            .iter_mut()
+            .map(|m| Segment::from_raw(m.as_mut_ptr().cast()))
+            .collect();
         // SAFETY: each fake segment has room for its header.
         unsafe {
             for &s in &segs {

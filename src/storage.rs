@@ -67,7 +67,9 @@ pub struct MmapZero;
 
 fn dev_zero() -> Option<&'static File> {
     static DEV_ZERO: OnceLock<Option<File>> = OnceLock::new();
-    DEV_ZERO.get_or_init(|| File::open("/dev/zero").ok()).as_ref()
+    DEV_ZERO
+        .get_or_init(|| File::open("/dev/zero").ok())
+        .as_ref()
 }
 
 /// Takes the address out of a fresh mapping; the segment list owns it from

@@ -50,7 +50,12 @@ impl Heap {
                         break;
                     }
                     if b.prev_tag() != prev {
-                        problems.push(format!("block {:#x}: prev tag {:#x} != {:#x} (I1)", b.addr(), b.prev_tag().raw(), prev.raw()));
+                        problems.push(format!(
+                            "block {:#x}: prev tag {:#x} != {:#x} (I1)",
+                            b.addr(),
+                            b.prev_tag().raw(),
+                            prev.raw()
+                        ));
                     }
                     if t.is_free() && prev.is_free() {
                         problems.push(format!("block {:#x}: two free neighbours (I2)", b.addr()));
@@ -81,32 +86,47 @@ impl Heap {
             }
         }
         if nseg != self.segments.count() {
-            problems.push(format!("{nseg} segments walked, {} counted", self.segments.count()));
+            problems.push(format!(
+                "{nseg} segments walked, {} counted",
+                self.segments.count()
+            ));
         }
         if real != self.acct.real_size {
-            problems.push(format!("segments hold {real} bytes, real_size says {}", self.acct.real_size));
+            problems.push(format!(
+                "segments hold {real} bytes, real_size says {}",
+                self.acct.real_size
+            ));
         }
         // SAFETY: list walks are bounded by the number of blocks seen.
         match unsafe { self.lists.census(blocks + 1) } {
-            Ok(listed) if listed != walked => {
-                problems.push(format!("free lists hold {listed:?}, segments have {walked:?} (I3)"))
-            }
+            Ok(listed) if listed != walked => problems.push(format!(
+                "free lists hold {listed:?}, segments have {walked:?} (I3)"
+            )),
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
         let (cached_blocks, cached_bytes) = self.cache_census(blocks + 1, &mut problems);
         let _ = cached_blocks;
         if cached_bytes != self.cache.cached() {
-            problems.push(format!("cache holds {cached_bytes} bytes, counter says {}", self.cache.cached()));
+            problems.push(format!(
+                "cache holds {cached_bytes} bytes, counter says {}",
+                self.cache.cached()
+            ));
         }
         if used_bytes != self.acct.size {
-            problems.push(format!("used blocks hold {used_bytes} bytes, size says {}", self.acct.size));
+            problems.push(format!(
+                "used blocks hold {used_bytes} bytes, size says {}",
+                self.acct.size
+            ));
         }
         if self.acct.peak < self.acct.size || self.acct.real_peak < self.acct.real_size {
             problems.push("a peak is below its current value".into());
         }
         if self.acct.real_size > self.acct.limit {
-            problems.push(format!("real_size {} exceeds the limit {}", self.acct.real_size, self.acct.limit));
+            problems.push(format!(
+                "real_size {} exceeds the limit {}",
+                self.acct.real_size, self.acct.limit
+            ));
         }
         problems
     }
@@ -128,7 +148,11 @@ impl Heap {
                 unsafe {
                     let t = b.tag();
                     if !t.is_used() || t.size() != bucket_size(i) {
-                        problems.push(format!("cached block {:#x} in bucket {i} has tag {:#x}", b.addr(), t.raw()));
+                        problems.push(format!(
+                            "cached block {:#x} in bucket {i} has tag {:#x}",
+                            b.addr(),
+                            t.raw()
+                        ));
                         break;
                     }
                     n += 1;
@@ -153,7 +177,9 @@ mod tests {
     fn a_healthy_heap_has_no_problems() {
         let mut h = Heap::with_config(Config::DEFAULT);
         h.start();
-        let ps: Vec<_> = (0..100).map(|i| h.alloc(i * 37).unwrap().as_ptr()).collect();
+        let ps: Vec<_> = (0..100)
+            .map(|i| h.alloc(i * 37).unwrap().as_ptr())
+            .collect();
         for p in ps.iter().step_by(3) {
             // SAFETY: each pointer is live and freed once.
             unsafe { h.free(*p) };

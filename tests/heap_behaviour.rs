@@ -6,7 +6,11 @@ use zendmm::{Config, Heap, MemError};
 const SEG: usize = 256 * 1024;
 
 fn heap_on(storage: &'static dyn Storage) -> Heap {
-    let mut h = Heap::with_config(Config { storage, segment_size: SEG, compact_size: 2 << 20 });
+    let mut h = Heap::with_config(Config {
+        storage,
+        segment_size: SEG,
+        compact_size: 2 << 20,
+    });
     h.start();
     h
 }
@@ -22,7 +26,10 @@ fn alloc(h: &mut Heap, n: usize) -> *mut u8 {
 #[test]
 fn a_fresh_request_holds_one_segment_and_the_reserve() {
     let h = heap();
-    assert_eq!((h.usage(true), h.usage(false), h.segment_count()), (SEG, 8208, 1));
+    assert_eq!(
+        (h.usage(true), h.usage(false), h.segment_count()),
+        (SEG, 8208, 1)
+    );
     h.validate().unwrap();
 }
 
@@ -30,7 +37,11 @@ fn a_fresh_request_holds_one_segment_and_the_reserve() {
 fn usage_counts_true_sizes_and_not_cached_blocks() {
     let mut h = heap();
     let p = alloc(&mut h, 100);
-    assert_eq!(h.usage(false), 8208 + 128, "100 bytes + 16-byte header, 16-aligned");
+    assert_eq!(
+        h.usage(false),
+        8208 + 128,
+        "100 bytes + 16-byte header, 16-aligned"
+    );
     // SAFETY: `p` is live.
     unsafe { h.free(p) };
     assert_eq!(h.usage(false), 8208, "a cached block is not in use");
@@ -65,7 +76,11 @@ fn realloc_grows_into_the_next_free_block_in_place() {
         assert!((0..2000).all(|i| *r.add(i) == 7));
         let s = h.realloc(r, 1000).unwrap().as_ptr();
         assert_eq!(s, p, "shrinks in place");
-        assert_eq!(h.block_size(s), 1008, "1000 rounded up to the 16-byte alignment");
+        assert_eq!(
+            h.block_size(s),
+            1008,
+            "1000 rounded up to the 16-byte alignment"
+        );
     }
     h.validate().unwrap();
 }
@@ -85,7 +100,11 @@ fn a_big_block_gets_a_dedicated_segment_given_back_on_free() {
 
 #[test]
 fn a_dedicated_block_grows_and_shrinks_with_its_segment() {
-    for storage in [&zendmm::storage::Malloc as &'static dyn Storage, &MmapAnon, &zendmm::storage::MmapZero] {
+    for storage in [
+        &zendmm::storage::Malloc as &'static dyn Storage,
+        &MmapAnon,
+        &zendmm::storage::MmapZero,
+    ] {
         let mut h = heap_on(storage);
         let p = alloc(&mut h, 600_000);
         // SAFETY: pointers are live; sizes match what was allocated.
@@ -94,7 +113,13 @@ fn a_dedicated_block_grows_and_shrinks_with_its_segment() {
                 *p.add(i) = (i / 4096) as u8;
             }
             let q = h.realloc(p, 5_000_000).unwrap().as_ptr();
-            assert!((0..600_000).step_by(4096).all(|i| *q.add(i) == (i / 4096) as u8), "{}", storage.name());
+            assert!(
+                (0..600_000)
+                    .step_by(4096)
+                    .all(|i| *q.add(i) == (i / 4096) as u8),
+                "{}",
+                storage.name()
+            );
             assert_eq!(h.usage(true), SEG + 5_242_880, "{}", storage.name());
             assert_eq!(h.stats().free_rest_blocks, 1, "the tail is kept for growth");
             let r = h.realloc(q, 5_100_000).unwrap().as_ptr();
@@ -118,11 +143,26 @@ fn the_limit_applies_to_segments_and_names_the_segment_size() {
         }
     };
     assert!(n >= 12, "about 1 MiB of blocks fit, got {n}");
-    assert_eq!(err, MemError::Limit { limit: 1 << 20, tried: SEG });
+    assert_eq!(
+        err,
+        MemError::Limit {
+            limit: 1 << 20,
+            tried: SEG
+        }
+    );
     h.validate().unwrap();
     let err = h.alloc(16 << 20).unwrap_err();
-    assert_eq!(err, MemError::Limit { limit: 1 << 20, tried: 17039360 });
-    assert_eq!(err.to_string(), "Allowed memory size of 1048576 bytes exhausted (tried to allocate 17039360 bytes)");
+    assert_eq!(
+        err,
+        MemError::Limit {
+            limit: 1 << 20,
+            tried: 17039360
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "Allowed memory size of 1048576 bytes exhausted (tried to allocate 17039360 bytes)"
+    );
 }
 
 #[test]
@@ -140,7 +180,11 @@ fn a_limit_below_current_usage_is_refused() {
 fn the_cache_is_flushed_before_the_limit_fails() {
     // 64 KiB segments: the 256 KiB cache can hold four segments' worth.
     let seg = 64 * 1024;
-    let mut h = Heap::with_config(Config { storage: &zendmm::storage::Malloc, segment_size: seg, compact_size: 0 });
+    let mut h = Heap::with_config(Config {
+        storage: &zendmm::storage::Malloc,
+        segment_size: seg,
+        compact_size: 0,
+    });
     h.start();
     h.set_limit(4 * seg).unwrap();
     let mut ps = Vec::new();
@@ -162,7 +206,12 @@ fn the_cache_is_flushed_before_the_limit_fails() {
 #[test]
 fn overflowing_sizes_are_refused_before_any_work() {
     let mut h = heap();
-    for n in [usize::MAX, usize::MAX - 15, usize::MAX / 2 + 1, usize::MAX - SEG] {
+    for n in [
+        usize::MAX,
+        usize::MAX - 15,
+        usize::MAX / 2 + 1,
+        usize::MAX - SEG,
+    ] {
         match h.alloc(n) {
             Err(MemError::OverflowAdd { size, .. }) => assert_eq!(size, n),
             Err(MemError::Limit { .. }) | Err(MemError::OutOfMemory { .. }) => {}
@@ -181,7 +230,10 @@ fn request_shutdown_forgets_everything_and_keeps_one_segment() {
     }
     assert!(h.segment_count() > 10);
     h.shutdown(false, true);
-    assert_eq!((h.usage(true), h.usage(false), h.segment_count()), (SEG, 8208, 1));
+    assert_eq!(
+        (h.usage(true), h.usage(false), h.segment_count()),
+        (SEG, 8208, 1)
+    );
     assert_eq!((h.peak_usage(true), h.peak_usage(false)), (SEG, 8208));
     h.validate().unwrap();
     h.shutdown(true, true);
@@ -252,6 +304,9 @@ fn a_growing_large_block_reallocs_in_place_by_pages() {
     assert_eq!(p, first, "grew in place all along");
     // SAFETY: live.
     let usable = unsafe { h.block_size(p) };
-    assert!(usable >= 39_995 && usable < 39_995 + 4096 + 16, "at most a page of slack: {usable}");
+    assert!(
+        (39_995..39_995 + 4096 + 16).contains(&usable),
+        "at most a page of slack: {usable}"
+    );
     h.validate().unwrap();
 }

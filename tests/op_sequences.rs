@@ -109,12 +109,27 @@ impl Walk {
         let mut rng = Rng(seed);
         let seg = [4096usize, 16384, 65536, 262144][rng.below(4) as usize];
         let inner = storage::BACKENDS[rng.below(3) as usize];
-        let flaky: &'static Flaky = Box::leak(Box::new(Flaky { inner, fail: AtomicBool::new(false) }));
-        let mut heap = Heap::with_config(Config { storage: flaky, segment_size: seg, compact_size: 1 << 20 });
+        let flaky: &'static Flaky = Box::leak(Box::new(Flaky {
+            inner,
+            fail: AtomicBool::new(false),
+        }));
+        let mut heap = Heap::with_config(Config {
+            storage: flaky,
+            segment_size: seg,
+            compact_size: 1 << 20,
+        });
         heap.start();
         let base = heap.usage(false);
         assert_eq!(base, 8192 + 16, "the reserve is the only block at start");
-        Walk { heap, flaky, rng, live: BTreeMap::new(), base, seg, errors: 0 }
+        Walk {
+            heap,
+            flaky,
+            rng,
+            live: BTreeMap::new(),
+            base,
+            seg,
+            errors: 0,
+        }
     }
 
     fn size(&mut self) -> usize {
@@ -153,7 +168,12 @@ impl Walk {
 
     fn model_usage(&self) -> usize {
         // SAFETY: every key is a live block of this heap.
-        self.base + self.live.keys().map(|&a| unsafe { self.heap.block_size(a as *mut u8) } + 16).sum::<usize>()
+        self.base
+            + self
+                .live
+                .keys()
+                .map(|&a| unsafe { self.heap.block_size(a as *mut u8) } + 16)
+                .sum::<usize>()
     }
 
     fn expect_error(&mut self, e: MemError) {
@@ -161,7 +181,10 @@ impl Walk {
         match e {
             MemError::Limit { limit, tried } => {
                 assert_eq!(limit, self.heap.limit());
-                assert!(self.heap.usage(true) + tried > limit, "limit error without cause");
+                assert!(
+                    self.heap.usage(true) + tried > limit,
+                    "limit error without cause"
+                );
                 let msg = e.to_string();
                 assert_eq!(msg, format!("Allowed memory size of {limit} bytes exhausted (tried to allocate {tried} bytes)"));
             }
@@ -211,7 +234,11 @@ impl Walk {
                     Ok(p) => {
                         let keep = old.len.min(n);
                         // Only the ends of a big block carry the pattern.
-                        let checked = if old.len <= 2 * EDGE { keep } else { keep.min(EDGE) };
+                        let checked = if old.len <= 2 * EDGE {
+                            keep
+                        } else {
+                            keep.min(EDGE)
+                        };
                         verify(p.as_ptr(), checked, old.seed, "after realloc");
                         let seed = self.rng.next() as u8;
                         fill(p.as_ptr(), n, seed);
@@ -261,7 +288,11 @@ impl Walk {
         if let Err(e) = self.heap.validate() {
             panic!("step {step}: {e}");
         }
-        assert_eq!(self.heap.usage(false), self.model_usage(), "step {step}: usage");
+        assert_eq!(
+            self.heap.usage(false),
+            self.model_usage(),
+            "step {step}: usage"
+        );
         assert!(self.heap.peak_usage(false) >= self.heap.usage(false));
         assert!(self.heap.peak_usage(true) >= self.heap.usage(true));
         assert!(self.heap.usage(true) <= self.heap.limit());
@@ -284,7 +315,10 @@ fn run(seed: u64, steps: usize) -> usize {
 /// both cores work.
 fn run_seeds(seeds: std::ops::Range<u64>) {
     let errors: usize = seeds.map(|s| run(0x5EED_0000 + s, 65_536)).sum();
-    assert!(errors > 0, "the walk never reached the limit or a storage failure");
+    assert!(
+        errors > 0,
+        "the walk never reached the limit or a storage failure"
+    );
 }
 
 #[test]

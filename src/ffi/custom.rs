@@ -4,10 +4,10 @@
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
 use super::{complete, current_heap, heap_of, php, raise};
-use core::sync::atomic::{AtomicBool, Ordering};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 use libc::c_void;
 
 /// # Safety
@@ -21,19 +21,29 @@ unsafe fn usable(p: *mut c_void) -> usize {
 /// `p` is NULL or a live libc block.
 unsafe fn usable_or_zero(p: *mut c_void) -> usize {
     // SAFETY: caller's contract.
-    if p.is_null() { 0 } else { unsafe { usable(p) } }
+    if p.is_null() {
+        0
+    } else {
+        unsafe { usable(p) }
+    }
 }
 
 /// `malloc` counted against the heap's limit.
 pub(crate) fn tracked_alloc(heap: &mut Heap, size: usize) -> Result<NonNull<u8>, MemError> {
     if !heap.acct.segment_fits(size) {
-        return Err(MemError::Limit { limit: heap.acct.limit, tried: size });
+        return Err(MemError::Limit {
+            limit: heap.acct.limit,
+            tried: size,
+        });
     }
     // SAFETY: plain libc calls on a block we just got.
     unsafe {
         let p = libc::malloc(size.max(1));
         let Some(nn) = NonNull::new(p.cast::<u8>()) else {
-            return Err(MemError::OutOfMemory { allocated: heap.acct.real_size, tried: size });
+            return Err(MemError::OutOfMemory {
+                allocated: heap.acct.real_size,
+                tried: size,
+            });
         };
         let n = usable(p);
         heap.acct.add_used(n);
@@ -56,17 +66,27 @@ pub(crate) unsafe fn tracked_free(heap: &mut Heap, p: *mut c_void) {
 
 /// # Safety
 /// `p` is NULL or came from `tracked_alloc`/`tracked_realloc`.
-pub(crate) unsafe fn tracked_realloc(heap: &mut Heap, p: *mut c_void, size: usize) -> Result<NonNull<u8>, MemError> {
+pub(crate) unsafe fn tracked_realloc(
+    heap: &mut Heap,
+    p: *mut c_void,
+    size: usize,
+) -> Result<NonNull<u8>, MemError> {
     // SAFETY: caller's contract.
     let old = unsafe { usable_or_zero(p) };
     if size > old && !heap.acct.segment_fits(size - old) {
-        return Err(MemError::Limit { limit: heap.acct.limit, tried: size - old });
+        return Err(MemError::Limit {
+            limit: heap.acct.limit,
+            tried: size - old,
+        });
     }
     // SAFETY: caller's contract; on failure `p` stays valid.
     unsafe {
         let q = libc::realloc(p, size.max(1));
         let Some(nn) = NonNull::new(q.cast::<u8>()) else {
-            return Err(MemError::OutOfMemory { allocated: heap.acct.real_size, tried: size });
+            return Err(MemError::OutOfMemory {
+                allocated: heap.acct.real_size,
+                tried: size,
+            });
         };
         let new = usable(q);
         heap.acct.size = heap.acct.size.saturating_sub(old);
@@ -113,7 +133,9 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
     // SAFETY: see `heap_of`.
     match unsafe { (*h).custom } {
         // SAFETY: the application's handler.
-        Custom::Std { malloc: Some(m), .. } => unsafe { m(size) },
+        Custom::Std {
+            malloc: Some(m), ..
+        } => unsafe { m(size) },
         Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
@@ -141,19 +163,33 @@ pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
 /// # Safety
 /// `p` is NULL or came from the same heap's `malloc`/`realloc`.
 #[cold]
-pub(crate) unsafe fn realloc(h: *mut zend_mm_heap, p: *mut c_void, size: usize, copy: usize, fallible: bool) -> *mut c_void {
+pub(crate) unsafe fn realloc(
+    h: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+    copy: usize,
+    fallible: bool,
+) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     match unsafe { (*h).custom } {
         // SAFETY: the application's handler.
-        Custom::Std { realloc: Some(r), .. } => unsafe { r(p, size) },
+        Custom::Std {
+            realloc: Some(r), ..
+        } => unsafe { r(p, size) },
         // SAFETY: caller's contract.
-        Custom::Tracked if size > unsafe { usable_or_zero(p) } && !count_alloc(h, size, fallible) => {
+        Custom::Tracked
+            if size > unsafe { usable_or_zero(p) } && !count_alloc(h, size, fallible) =>
+        {
             core::ptr::null_mut()
         }
         // SAFETY: caller's contract.
-        Custom::Tracked => complete(h, fallible, |heap| unsafe { tracked_realloc(heap, p, size) }),
+        Custom::Tracked => complete(h, fallible, |heap| unsafe {
+            tracked_realloc(heap, p, size)
+        }),
         // SAFETY: caller's contract.
-        _ => complete(h, fallible, |heap| unsafe { heap.realloc2(p.cast(), size, copy) }),
+        _ => complete(h, fallible, |heap| unsafe {
+            heap.realloc2(p.cast(), size, copy)
+        }),
     }
 }
 
@@ -176,7 +212,11 @@ pub unsafe extern "C" fn zend_mm_set_custom_handlers(
     let custom = if _malloc.is_none() && _free.is_none() && _realloc.is_none() {
         Custom::None
     } else {
-        Custom::Std { malloc: _malloc, free: _free, realloc: _realloc }
+        Custom::Std {
+            malloc: _malloc,
+            free: _free,
+            realloc: _realloc,
+        }
     };
     // SAFETY: caller's contract.
     unsafe { (*heap).custom = custom };
@@ -195,7 +235,11 @@ pub unsafe extern "C" fn zend_mm_get_custom_handlers(
 ) {
     // SAFETY: caller's contract.
     let (m, f, r) = match unsafe { heap.as_ref() }.map(|h| h.custom) {
-        Some(Custom::Std { malloc, free, realloc }) => (malloc, free, realloc),
+        Some(Custom::Std {
+            malloc,
+            free,
+            realloc,
+        }) => (malloc, free, realloc),
         _ => (None, None, None),
     };
     // SAFETY: caller's contract; NULL out-pointers are skipped.

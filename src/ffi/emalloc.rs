@@ -47,7 +47,13 @@ pub(crate) unsafe fn efree_on(h: *mut zend_mm_heap, p: *mut c_void) {
 /// # Safety
 /// `p` is NULL or a live block of `h`.
 #[inline(always)]
-pub(crate) unsafe fn erealloc_on(h: *mut zend_mm_heap, p: *mut c_void, size: usize, copy: usize, fallible: bool) -> *mut c_void {
+pub(crate) unsafe fn erealloc_on(
+    h: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+    copy: usize,
+    fallible: bool,
+) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
         if !(*h).custom.is_none() {
@@ -59,7 +65,11 @@ pub(crate) unsafe fn erealloc_on(h: *mut zend_mm_heap, p: *mut c_void, size: usi
 
 /// `nmemb * size + offset`, or the settled overflow error (NULL when it returns).
 #[inline(always)]
-pub(crate) fn checked_size(h: *mut zend_mm_heap, r: Result<usize, MemError>, fallible: bool) -> Option<usize> {
+pub(crate) fn checked_size(
+    h: *mut zend_mm_heap,
+    r: Result<usize, MemError>,
+    fallible: bool,
+) -> Option<usize> {
     match r {
         Ok(n) => Some(n),
         Err(e) => {
@@ -70,8 +80,15 @@ pub(crate) fn checked_size(h: *mut zend_mm_heap, r: Result<usize, MemError>, fal
 }
 
 /// `ecalloc` on `h`.
-pub(crate) fn ecalloc_on(h: *mut zend_mm_heap, nmemb: usize, size: usize, fallible: bool) -> *mut c_void {
-    let Some(n) = checked_size(h, safe_address(nmemb, size, 0), fallible) else { return ptr::null_mut() };
+pub(crate) fn ecalloc_on(
+    h: *mut zend_mm_heap,
+    nmemb: usize,
+    size: usize,
+    fallible: bool,
+) -> *mut c_void {
+    let Some(n) = checked_size(h, safe_address(nmemb, size, 0), fallible) else {
+        return ptr::null_mut();
+    };
     let p = emalloc_on(h, n, fallible);
     if !p.is_null() {
         // SAFETY: `p` holds at least `n` bytes.
@@ -115,7 +132,11 @@ pub unsafe extern "C" fn _erealloc(ptr: *mut c_void, size: usize) -> *mut c_void
 /// # Safety
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
-pub unsafe extern "C" fn _erealloc2(ptr: *mut c_void, size: usize, copy_size: usize) -> *mut c_void {
+pub unsafe extern "C" fn _erealloc2(
+    ptr: *mut c_void,
+    size: usize,
+    copy_size: usize,
+) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { erealloc_on(current_heap(), ptr, size, copy_size, false) }
 }
@@ -148,7 +169,12 @@ pub unsafe extern "C" fn _safe_emalloc(nmemb: usize, size: usize, offset: usize)
 /// # Safety
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
-pub unsafe extern "C" fn _safe_erealloc(ptr: *mut c_void, nmemb: usize, size: usize, offset: usize) -> *mut c_void {
+pub unsafe extern "C" fn _safe_erealloc(
+    ptr: *mut c_void,
+    nmemb: usize,
+    size: usize,
+    offset: usize,
+) -> *mut c_void {
     let h = current_heap();
     match checked_size(h, safe_address(nmemb, size, offset), false) {
         // SAFETY: caller's contract.
@@ -163,7 +189,9 @@ pub unsafe extern "C" fn _safe_erealloc(ptr: *mut c_void, nmemb: usize, size: us
 /// `s` has `len` readable bytes.
 unsafe fn copy_string(s: *const c_char, len: usize) -> *mut c_char {
     let h = current_heap();
-    let Some(n) = checked_size(h, safe_address(1, len, 1), false) else { return ptr::null_mut() };
+    let Some(n) = checked_size(h, safe_address(1, len, 1), false) else {
+        return ptr::null_mut();
+    };
     let p = emalloc_on(h, n, false).cast::<c_char>();
     if !p.is_null() {
         // SAFETY: `p` holds `len + 1` bytes; `s` has `len` readable bytes.

@@ -40,7 +40,11 @@ pub unsafe extern "C" fn _ferealloc(ptr: *mut c_void, size: usize) -> *mut c_voi
 /// # Safety
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
-pub unsafe extern "C" fn _ferealloc2(ptr: *mut c_void, size: usize, copy_size: usize) -> *mut c_void {
+pub unsafe extern "C" fn _ferealloc2(
+    ptr: *mut c_void,
+    size: usize,
+    copy_size: usize,
+) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { erealloc_on(current_heap(), ptr, size, copy_size, true) }
 }
@@ -63,7 +67,12 @@ pub unsafe extern "C" fn _safe_femalloc(nmemb: usize, size: usize, offset: usize
 /// # Safety
 /// `ptr` is NULL or a live block of the current heap.
 #[no_mangle]
-pub unsafe extern "C" fn _safe_ferealloc(ptr: *mut c_void, nmemb: usize, size: usize, offset: usize) -> *mut c_void {
+pub unsafe extern "C" fn _safe_ferealloc(
+    ptr: *mut c_void,
+    nmemb: usize,
+    size: usize,
+    offset: usize,
+) -> *mut c_void {
     let h = current_heap();
     match checked_size(h, safe_address(nmemb, size, offset), true) {
         // SAFETY: caller's contract.

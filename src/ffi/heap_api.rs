@@ -39,14 +39,19 @@ pub unsafe extern "C" fn zend_mm_startup_ex(
     data_size: usize,
 ) -> *mut zend_mm_heap {
     // SAFETY: caller's contract.
-    let Some(handlers) = (unsafe { handlers.as_ref() }) else { return core::ptr::null_mut() };
+    let Some(handlers) = (unsafe { handlers.as_ref() }) else {
+        return core::ptr::null_mut();
+    };
     let segment_size = Config::DEFAULT.segment_size;
     // SAFETY: caller's contract.
     let ext = unsafe { ExtStorage::new(*handlers, data, data_size, segment_size) };
     // SAFETY: the box lives in the heap object, declared after `heap`, so it
     // outlives every use of this reference (dropped after the heap).
     let storage: &'static dyn Storage = unsafe { &*(ext.as_ref() as *const ExtStorage) };
-    let mut h = Box::new(zend_mm_heap::new(Heap::with_config(Config { storage, ..Config::DEFAULT })));
+    let mut h = Box::new(zend_mm_heap::new(Heap::with_config(Config {
+        storage,
+        ..Config::DEFAULT
+    })));
     h.ext_storage = Some(ext);
     h.heap.start();
     Box::into_raw(h)
@@ -100,7 +105,11 @@ pub unsafe extern "C" fn is_zend_ptr(ptr: *const c_void) -> bool {
 /// # Safety
 /// `heap` is NULL or a live heap; its blocks are not used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn zend_mm_shutdown(heap: *mut zend_mm_heap, full_shutdown: bool, silent: bool) {
+pub unsafe extern "C" fn zend_mm_shutdown(
+    heap: *mut zend_mm_heap,
+    full_shutdown: bool,
+    silent: bool,
+) {
     if heap.is_null() {
         return;
     }
@@ -139,7 +148,11 @@ pub unsafe extern "C" fn _zend_mm_free(heap: *mut zend_mm_heap, p: *mut c_void) 
 /// # Safety
 /// `heap` is a live heap; `p` is NULL or one of its live blocks.
 #[no_mangle]
-pub unsafe extern "C" fn _zend_mm_realloc(heap: *mut zend_mm_heap, p: *mut c_void, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn _zend_mm_realloc(
+    heap: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+) -> *mut c_void {
     // SAFETY: caller's contract.
     unsafe { erealloc_on(heap, p, size, usize::MAX, false) }
 }
@@ -181,7 +194,11 @@ pub unsafe extern "C" fn _zend_mm_block_size(heap: *mut zend_mm_heap, p: *mut c_
 /// `new_heap` is NULL or a live heap.
 #[no_mangle]
 pub unsafe extern "C" fn zend_mm_set_heap(new_heap: *mut zend_mm_heap) -> *mut zend_mm_heap {
-    set_current_heap(if new_heap.is_null() { process_heap() } else { new_heap })
+    set_current_heap(if new_heap.is_null() {
+        process_heap()
+    } else {
+        new_heap
+    })
 }
 
 /// The heap `_emalloc` & co. use now.
@@ -204,12 +221,19 @@ pub extern "C" fn zendmm_set_error_handler(handler: zendmm_error_handler) -> zen
 /// # Safety
 /// `heap` is NULL or a live heap; `out` is NULL or points to `out->size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn zendmm_stats(heap: *const zend_mm_heap, out: *mut zendmm_heap_stats) -> bool {
+pub unsafe extern "C" fn zendmm_stats(
+    heap: *const zend_mm_heap,
+    out: *mut zendmm_heap_stats,
+) -> bool {
     // SAFETY: caller's contract.
     if out.is_null() || unsafe { (*out).size } < core::mem::size_of::<zendmm_heap_stats>() {
         return false;
     }
-    let heap = if heap.is_null() { current_heap() } else { heap.cast_mut() };
+    let heap = if heap.is_null() {
+        current_heap()
+    } else {
+        heap.cast_mut()
+    };
     // SAFETY: caller's contract; see `heap_of` (shared use only).
     let s = unsafe { (*heap_of(heap)).stats() };
     let st = zendmm_heap_stats {
@@ -245,7 +269,11 @@ pub unsafe extern "C" fn zendmm_stats(heap: *const zend_mm_heap, out: *mut zendm
 /// `heap` is NULL or a live heap.
 #[no_mangle]
 pub unsafe extern "C" fn zendmm_check_heap(heap: *const zend_mm_heap) -> usize {
-    let heap = if heap.is_null() { current_heap() } else { heap.cast_mut() };
+    let heap = if heap.is_null() {
+        current_heap()
+    } else {
+        heap.cast_mut()
+    };
     // SAFETY: caller's contract; see `heap_of` (shared use only).
     let problems = unsafe { (*heap_of(heap)).check() };
     for p in &problems {

@@ -32,7 +32,8 @@ struct ProcessHeap(UnsafeCell<zend_mm_heap>);
 unsafe impl Sync for ProcessHeap {}
 
 /// The heap every process starts with; it reads the environment on first use.
-static PROCESS_HEAP: ProcessHeap = ProcessHeap(UnsafeCell::new(zend_mm_heap::new(Heap::lazy_from_env())));
+static PROCESS_HEAP: ProcessHeap =
+    ProcessHeap(UnsafeCell::new(zend_mm_heap::new(Heap::lazy_from_env())));
 
 /// The heap `_emalloc` & co. use (`AG(mm_heap)`); `zend_mm_set_heap` swaps it.
 static CURRENT: AtomicPtr<zend_mm_heap> = AtomicPtr::new(PROCESS_HEAP.0.get());
@@ -115,5 +116,9 @@ pub(crate) fn safe_address(nmemb: usize, size: usize, offset: usize) -> Result<u
     nmemb
         .checked_mul(size)
         .and_then(|n| n.checked_add(offset))
-        .ok_or(MemError::Overflow { nmemb, size, offset })
+        .ok_or(MemError::Overflow {
+            nmemb,
+            size,
+            offset,
+        })
 }

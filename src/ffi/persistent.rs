@@ -46,7 +46,9 @@ pub unsafe extern "C" fn __zend_malloc(len: usize) -> *mut c_void {
 /// Plain libc semantics.
 #[no_mangle]
 pub unsafe extern "C" fn __zend_calloc(nmemb: usize, len: usize) -> *mut c_void {
-    let Some(n) = checked(safe_address(nmemb, len, 0)) else { return core::ptr::null_mut() };
+    let Some(n) = checked(safe_address(nmemb, len, 0)) else {
+        return core::ptr::null_mut();
+    };
     // SAFETY: plain libc call.
     non_null(unsafe { libc::calloc(1, n) }, n)
 }
@@ -77,7 +79,9 @@ pub unsafe extern "C" fn __zend_strdup(s: *const c_char) -> *mut c_char {
 /// Plain libc semantics.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_malloc(nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let Some(n) = checked(safe_address(nmemb, size, offset)) else { return core::ptr::null_mut() };
+    let Some(n) = checked(safe_address(nmemb, size, offset)) else {
+        return core::ptr::null_mut();
+    };
     // SAFETY: plain libc call.
     unsafe { __zend_malloc(n) }
 }
@@ -87,8 +91,15 @@ pub unsafe extern "C" fn _safe_malloc(nmemb: usize, size: usize, offset: usize) 
 /// # Safety
 /// `ptr` is NULL or came from libc's allocator.
 #[no_mangle]
-pub unsafe extern "C" fn _safe_realloc(ptr: *mut c_void, nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let Some(n) = checked(safe_address(nmemb, size, offset)) else { return core::ptr::null_mut() };
+pub unsafe extern "C" fn _safe_realloc(
+    ptr: *mut c_void,
+    nmemb: usize,
+    size: usize,
+    offset: usize,
+) -> *mut c_void {
+    let Some(n) = checked(safe_address(nmemb, size, offset)) else {
+        return core::ptr::null_mut();
+    };
     // SAFETY: caller's contract.
     unsafe { __zend_realloc(ptr, n) }
 }
@@ -99,7 +110,9 @@ pub unsafe extern "C" fn _safe_realloc(ptr: *mut c_void, nmemb: usize, size: usi
 /// `s` has `length` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn zend_strndup(s: *const c_char, length: usize) -> *mut c_char {
-    let Some(n) = checked(safe_address(1, length, 1)) else { return core::ptr::null_mut() };
+    let Some(n) = checked(safe_address(1, length, 1)) else {
+        return core::ptr::null_mut();
+    };
     // SAFETY: `p` holds `n` bytes; `s` has `length` readable bytes.
     unsafe {
         let p = __zend_malloc(n).cast::<c_char>();

@@ -15,7 +15,10 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, Ordering};
 use libc::{c_int, c_void};
 
-use crate::glue::{zendmm_glue_init, zendmm_glue_on_error, zendmm_glue_on_hard_limit, zendmm_glue_on_limit, GLUE_RETURN_NULL};
+use crate::glue::{
+    zendmm_glue_init, zendmm_glue_on_error, zendmm_glue_on_hard_limit, zendmm_glue_on_limit,
+    GLUE_RETURN_NULL,
+};
 
 /// 0: not asked yet, 1: a plain program, 2: a PHP engine.
 static MODE: AtomicU8 = AtomicU8::new(0);

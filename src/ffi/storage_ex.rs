@@ -15,15 +15,29 @@ pub struct ExtStorage {
 impl ExtStorage {
     /// # Safety
     /// `data` has `data_size` readable bytes (or `data_size` is 0).
-    pub unsafe fn new(handlers: zend_mm_handlers, data: *const c_void, data_size: usize, alignment: usize) -> Box<ExtStorage> {
+    pub unsafe fn new(
+        handlers: zend_mm_handlers,
+        data: *const c_void,
+        data_size: usize,
+        alignment: usize,
+    ) -> Box<ExtStorage> {
         let mut copy = vec![0u8; data_size].into_boxed_slice();
         if data_size > 0 {
             // SAFETY: caller's contract; `copy` has `data_size` bytes.
-            unsafe { core::ptr::copy_nonoverlapping(data.cast::<u8>(), copy.as_mut_ptr(), data_size) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(data.cast::<u8>(), copy.as_mut_ptr(), data_size)
+            };
         }
-        let data_ptr = if data_size > 0 { copy.as_mut_ptr().cast() } else { data.cast_mut() };
+        let data_ptr = if data_size > 0 {
+            copy.as_mut_ptr().cast()
+        } else {
+            data.cast_mut()
+        };
         Box::new(ExtStorage {
-            storage: core::cell::UnsafeCell::new(zend_mm_storage { handlers, data: data_ptr }),
+            storage: core::cell::UnsafeCell::new(zend_mm_storage {
+                handlers,
+                data: data_ptr,
+            }),
             _data: copy,
             alignment,
         })
@@ -58,7 +72,11 @@ unsafe impl Storage for ExtStorage {
     }
     unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
         let h = self.handlers();
-        let in_place = if new < old { h.chunk_truncate } else { h.chunk_extend };
+        let in_place = if new < old {
+            h.chunk_truncate
+        } else {
+            h.chunk_extend
+        };
         if let Some(f) = in_place {
             // SAFETY: `p` is a chunk of `old` bytes from this storage.
             if unsafe { f(self.storage_ptr(), p.cast(), old, new) } {

@@ -46,7 +46,11 @@ pub(crate) enum Custom {
     /// zendmm itself.
     None,
     /// The application's handlers (`zend_mm_set_custom_handlers`).
-    Std { malloc: zend_mm_malloc_fn, free: zend_mm_free_fn, realloc: zend_mm_realloc_fn },
+    Std {
+        malloc: zend_mm_malloc_fn,
+        free: zend_mm_free_fn,
+        realloc: zend_mm_realloc_fn,
+    },
     /// `USE_ZEND_ALLOC=0`: libc malloc, counted and limited.
     Tracked,
 }
@@ -61,17 +65,34 @@ impl Custom {
 /// Custom handler types (`zend_mm_set_custom_handlers`).
 pub type zend_mm_malloc_fn = Option<unsafe extern "C" fn(size: usize) -> *mut c_void>;
 pub type zend_mm_free_fn = Option<unsafe extern "C" fn(ptr: *mut c_void)>;
-pub type zend_mm_realloc_fn = Option<unsafe extern "C" fn(ptr: *mut c_void, size: usize) -> *mut c_void>;
+pub type zend_mm_realloc_fn =
+    Option<unsafe extern "C" fn(ptr: *mut c_void, size: usize) -> *mut c_void>;
 
 /// PHP 8.2's storage callbacks (`zend_mm_startup_ex`).
-pub type zend_mm_chunk_alloc_t =
-    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, size: usize, alignment: usize) -> *mut c_void>;
-pub type zend_mm_chunk_free_t = Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, size: usize)>;
+pub type zend_mm_chunk_alloc_t = Option<
+    unsafe extern "C" fn(
+        storage: *mut zend_mm_storage,
+        size: usize,
+        alignment: usize,
+    ) -> *mut c_void,
+>;
+pub type zend_mm_chunk_free_t =
+    Option<unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, size: usize)>;
 pub type zend_mm_chunk_truncate_t = Option<
-    unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: usize, new_size: usize) -> bool,
+    unsafe extern "C" fn(
+        storage: *mut zend_mm_storage,
+        chunk: *mut c_void,
+        old_size: usize,
+        new_size: usize,
+    ) -> bool,
 >;
 pub type zend_mm_chunk_extend_t = Option<
-    unsafe extern "C" fn(storage: *mut zend_mm_storage, chunk: *mut c_void, old_size: usize, new_size: usize) -> bool,
+    unsafe extern "C" fn(
+        storage: *mut zend_mm_storage,
+        chunk: *mut c_void,
+        old_size: usize,
+        new_size: usize,
+    ) -> bool,
 >;
 
 /// Where a heap made by `zend_mm_startup_ex` takes its segments. A NULL
@@ -119,7 +140,8 @@ pub enum zendmm_error_kind {
 /// its default action: print `PHP Fatal error:  <message>` to stderr and
 /// exit with status 255 (abort for heap corruption, exit 1 for persistent
 /// out-of-memory, as PHP does).
-pub type zendmm_error_handler = Option<unsafe extern "C" fn(kind: zendmm_error_kind, message: *const c_char)>;
+pub type zendmm_error_handler =
+    Option<unsafe extern "C" fn(kind: zendmm_error_kind, message: *const c_char)>;
 
 /// The version of `zendmm_heap_stats` this library fills.
 pub const ZENDMM_STATS_VERSION: u32 = 1;

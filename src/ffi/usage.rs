@@ -2,9 +2,9 @@
 
 use super::types::{zend_result, Custom, FAILURE, SUCCESS};
 use super::{current_heap, custom, heap_of, php};
-use core::sync::atomic::Ordering;
 use crate::config;
 use crate::report;
+use core::sync::atomic::Ordering;
 
 /// Sets `memory_limit` in bytes (at least one segment; at most
 /// `ZEND_LONG_MAX`, as PHP 8.2.36 clamps it). Returns FAILURE and keeps the
