@@ -20,10 +20,10 @@ unsafe fn usable(p: *mut c_void) -> usize {
 /// # Safety
 /// `p` is NULL or a live libc block.
 unsafe fn usable_or_zero(p: *mut c_void) -> usize {
-    // SAFETY: caller's contract.
     if p.is_null() {
         0
     } else {
+        // SAFETY: caller's contract.
         unsafe { usable(p) }
     }
 }
@@ -132,10 +132,12 @@ fn count_alloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> bool {
 pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
     // SAFETY: see `heap_of`.
     match unsafe { (*h).custom } {
-        // SAFETY: the application's handler.
         Custom::Std {
             malloc: Some(m), ..
-        } => unsafe { m(size) },
+        } => {
+            // SAFETY: the application's handler.
+            unsafe { m(size) }
+        }
         Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
@@ -172,20 +174,23 @@ pub(crate) unsafe fn realloc(
 ) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     match unsafe { (*h).custom } {
-        // SAFETY: the application's handler.
         Custom::Std {
             realloc: Some(r), ..
-        } => unsafe { r(p, size) },
-        // SAFETY: caller's contract.
-        Custom::Tracked
-            if size > unsafe { usable_or_zero(p) } && !count_alloc(h, size, fallible) =>
-        {
-            core::ptr::null_mut()
+        } => {
+            // SAFETY: the application's handler.
+            unsafe { r(p, size) }
         }
-        // SAFETY: caller's contract.
-        Custom::Tracked => complete(h, fallible, |heap| unsafe {
-            tracked_realloc(heap, p, size)
-        }),
+        Custom::Tracked => {
+            // SAFETY: caller's contract: `p` is NULL or a tracked libc block.
+            let grows = size > unsafe { usable_or_zero(p) };
+            if grows && !count_alloc(h, size, fallible) {
+                return core::ptr::null_mut();
+            }
+            complete(h, fallible, |heap| {
+                // SAFETY: caller's contract.
+                unsafe { tracked_realloc(heap, p, size) }
+            })
+        }
         // SAFETY: caller's contract.
         _ => complete(h, fallible, |heap| unsafe {
             heap.realloc2(p.cast(), size, copy)

@@ -157,9 +157,38 @@ pub unsafe extern "C" fn _ecalloc(nmemb: usize, size: usize) -> *mut c_void {
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_emalloc(nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let h = current_heap();
-    match checked_size(h, safe_address(nmemb, size, offset), false) {
-        Some(n) => emalloc_on(h, n, false),
+    safe_emalloc_on(current_heap(), nmemb, size, offset, false)
+}
+
+/// `safe_emalloc` on `h`.
+pub(crate) fn safe_emalloc_on(
+    h: *mut zend_mm_heap,
+    nmemb: usize,
+    size: usize,
+    offset: usize,
+    fallible: bool,
+) -> *mut c_void {
+    match checked_size(h, safe_address(nmemb, size, offset), fallible) {
+        Some(n) => emalloc_on(h, n, fallible),
+        None => ptr::null_mut(),
+    }
+}
+
+/// `safe_erealloc` on `h`.
+///
+/// # Safety
+/// `ptr` is NULL or a live block of `h`.
+pub(crate) unsafe fn safe_erealloc_on(
+    h: *mut zend_mm_heap,
+    ptr: *mut c_void,
+    nmemb: usize,
+    size: usize,
+    offset: usize,
+    fallible: bool,
+) -> *mut c_void {
+    match checked_size(h, safe_address(nmemb, size, offset), fallible) {
+        // SAFETY: caller's contract.
+        Some(n) => unsafe { erealloc_on(h, ptr, n, usize::MAX, fallible) },
         None => ptr::null_mut(),
     }
 }
@@ -175,12 +204,8 @@ pub unsafe extern "C" fn _safe_erealloc(
     size: usize,
     offset: usize,
 ) -> *mut c_void {
-    let h = current_heap();
-    match checked_size(h, safe_address(nmemb, size, offset), false) {
-        // SAFETY: caller's contract.
-        Some(n) => unsafe { erealloc_on(h, ptr, n, usize::MAX, false) },
-        None => ptr::null_mut(),
-    }
+    // SAFETY: caller's contract.
+    unsafe { safe_erealloc_on(current_heap(), ptr, nmemb, size, offset, false) }
 }
 
 /// Copies `len` bytes of `s` into request memory and adds a NUL.

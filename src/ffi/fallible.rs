@@ -2,9 +2,7 @@
 //! memory limit (or the storage) says no.
 
 use super::current_heap;
-use super::emalloc::{checked_size, ecalloc_on, emalloc_on, erealloc_on};
-use super::safe_address;
-use core::ptr;
+use super::emalloc::{ecalloc_on, emalloc_on, erealloc_on, safe_emalloc_on, safe_erealloc_on};
 use libc::c_void;
 
 /// `emalloc`, or NULL past the memory limit.
@@ -55,11 +53,7 @@ pub unsafe extern "C" fn _ferealloc2(
 /// Not thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn _safe_femalloc(nmemb: usize, size: usize, offset: usize) -> *mut c_void {
-    let h = current_heap();
-    match checked_size(h, safe_address(nmemb, size, offset), true) {
-        Some(n) => emalloc_on(h, n, true),
-        None => ptr::null_mut(),
-    }
+    safe_emalloc_on(current_heap(), nmemb, size, offset, true)
 }
 
 /// `safe_erealloc`, or NULL past the memory limit.
@@ -73,12 +67,8 @@ pub unsafe extern "C" fn _safe_ferealloc(
     size: usize,
     offset: usize,
 ) -> *mut c_void {
-    let h = current_heap();
-    match checked_size(h, safe_address(nmemb, size, offset), true) {
-        // SAFETY: caller's contract.
-        Some(n) => unsafe { erealloc_on(h, ptr, n, usize::MAX, true) },
-        None => ptr::null_mut(),
-    }
+    // SAFETY: caller's contract.
+    unsafe { safe_erealloc_on(current_heap(), ptr, nmemb, size, offset, true) }
 }
 
 /// Is the current heap in fallible mode (every allocation may return NULL)?
