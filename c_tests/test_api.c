@@ -60,23 +60,8 @@ static size_t nonzero(const void *p, size_t n)
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-static size_t heap_usage(zend_mm_heap *h)
-{
-	zendmm_heap_stats st;
-	memset(&st, 0, sizeof st);
-	st.size = sizeof st;
-	CHECK(zendmm_stats(h, &st));
-	return st.usage;
-}
-
-static size_t heap_real(zend_mm_heap *h)
-{
-	zendmm_heap_stats st;
-	memset(&st, 0, sizeof st);
-	st.size = sizeof st;
-	CHECK(zendmm_stats(h, &st));
-	return st.real_usage;
-}
+static size_t heap_usage(zend_mm_heap *h) { return th_stats(h).usage; }
+static size_t heap_real(zend_mm_heap *h) { return th_stats(h).real_usage; }
 
 /* ------------------------------------------------------------------------ */
 

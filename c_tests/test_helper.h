@@ -34,6 +34,8 @@
 
 #include "zendmm.h"
 
+#include "zendmm.h"
+
 static int th_passed;
 static int th_failed;
 
@@ -97,6 +99,19 @@ static inline int th_report(const char *name)
 	printf("%s: %d passed, %d failed\n", name, th_passed, th_failed);
 	fflush(stdout);
 	return th_failed;
+}
+
+/* ---- heap figures ------------------------------------------------------- */
+
+/* zendmm_stats() of `heap` (NULL: the current heap), checked. */
+static inline zendmm_heap_stats th_stats(const zend_mm_heap *heap)
+{
+	zendmm_heap_stats st;
+
+	memset(&st, 0, sizeof st);
+	st.size = sizeof st;
+	CHECK(zendmm_stats(heap, &st));
+	return st;
 }
 
 /* ---- forked children ---------------------------------------------------- */

@@ -17,14 +17,7 @@ static size_t true_size(size_t n) { return (n + 16 + 15) & ~(size_t)15; }
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 static size_t dedicated_segment(size_t n) { return round_up(true_size(n) + 48, SEG); }
 
-static size_t segments(void)
-{
-	zendmm_heap_stats st;
-	memset(&st, 0, sizeof st);
-	st.size = sizeof st;
-	CHECK(zendmm_stats(NULL, &st));
-	return st.segments;
-}
+static size_t segments(void) { return th_stats(NULL).segments; }
 
 static void check_baseline(const char *when)
 {

@@ -311,14 +311,7 @@ static void test_handler_gets_kind_and_message(void)
 	CHECK_FIRST_LINE(&res, expected);
 }
 
-static size_t current_limit(void)
-{
-	zendmm_heap_stats st;
-	memset(&st, 0, sizeof st);
-	st.size = sizeof st;
-	CHECK(zendmm_stats(NULL, &st));
-	return st.limit;
-}
+static size_t current_limit(void) { return th_stats(NULL).limit; }
 
 static void test_set_memory_limit(void)
 {

@@ -140,14 +140,10 @@ static void test_gc_flushes_the_fastcache(void)
 		p[i] = emalloc(200);
 	for (int i = 0; i < 100; i++)
 		efree(p[i]);
-	zendmm_heap_stats st;
-	memset(&st, 0, sizeof st);
-	st.size = sizeof st;
-	CHECK(zendmm_stats(NULL, &st));
-	CHECK(st.cached_bytes >= 100 * 216);
-	CHECK_EQ(zend_mm_gc(zend_mm_get_heap()), st.cached_bytes);
-	CHECK(zendmm_stats(NULL, &st));
-	CHECK_EQ(st.cached_bytes, 0);
+	size_t cached = th_stats(NULL).cached_bytes;
+	CHECK(cached >= 100 * 216);
+	CHECK_EQ(zend_mm_gc(zend_mm_get_heap()), cached);
+	CHECK_EQ(th_stats(NULL).cached_bytes, 0);
 	CHECK_EQ(zend_mm_gc(zend_mm_get_heap()), 0);
 	CHECK_EQ(zendmm_check_heap(NULL), 0);
 }

@@ -637,9 +637,9 @@ mod imp {
             .find(|e| e.name == c"zend_mm_get_heap")
             .map(|e| e.addr)
             .ok_or_else(|| "zend_mm_get_heap is missing".to_owned())?;
-        // SAFETY: this is the executable's own, checked `zend_mm_heap
-        // *zend_mm_get_heap(void)`, which only returns AG(mm_heap): NULL until
-        // PHP's start_memory_manager() runs.
+        // `zend_mm_get_heap` only returns AG(mm_heap): NULL until PHP's
+        // start_memory_manager() runs.
+        // SAFETY: the executable's own, checked `zend_mm_heap *zend_mm_get_heap(void)`.
         let get_heap: extern "C" fn() -> *mut c_void = unsafe { core::mem::transmute(get_heap) };
         if !get_heap().is_null() {
             return Err("PHP's memory manager is already running \
@@ -691,9 +691,9 @@ mod imp {
         // 7. Write all the jumps. Nothing can fail from here on.
         for e in &entries {
             let patch = jump_to(e.target as u64);
-            // SAFETY: `[addr, addr + 14)` is the entry's own body or its
-            // alignment padding (step 1), no two patches overlap (step 2), its
-            // pages are writable (step 6), and no thread runs PHP code yet.
+            // `[addr, addr + 14)` is the entry's own body or its alignment
+            // padding (step 1) and no two patches overlap (step 2).
+            // SAFETY: as just said; the pages are writable (step 6); no thread runs PHP code yet.
             unsafe { ptr::copy_nonoverlapping(patch.as_ptr(), e.addr as *mut u8, PATCH_LEN) };
         }
         if let Err(reason) = restore(&page_list, page) {
