@@ -2,14 +2,19 @@
 //! block headers and back.
 //!
 //! A segment is carved into blocks laid end to end. Every block starts with a
-//! 16-byte header of two words, `size` and `prev`, each a [`Tag`]: the block's
-//! size in bytes (header included, a multiple of 8) with the block's type in
-//! the two low bits. `prev` is a copy of the previous block's `size` tag, so
-//! both neighbours of a block are found in O(1) (PHP's `_size`/`_prev`).
+//! 16-byte header of two words, `prev` and `size`, each a [`Tag`]: the block's
+//! size in bytes (header included, a multiple of 16) with the block's type in
+//! the low bits. `prev` is a copy of the previous block's `size` tag, so
+//! both neighbours of a block are found in O(1) (PHP's `_prev`/`_size`).
+//! `prev` comes first on purpose: the word right after a block's usable bytes
+//! is the next block's copy of this block's tag, so a write past the end
+//! changes it, and `efree` compares the two before trusting the block.
 //!
 //! Free blocks use the words after the header as links (`zend_mm_free_block`):
 //! `prev_free`, `next_free`, and for large blocks in the size trie `parent`,
-//! `child[0]`, `child[1]`.
+//! `child[0]`, `child[1]`. Links are stored XORed with the heap's secret key
+//! and checked when decoded (see [`Block::prev_free`]), so a forged or
+//! overwritten link is reported instead of followed.
 //!
 //! Invariants (cited as I1..I5 in `// SAFETY:` comments):
 //! - I1 `next(b).prev == b.size` for every block before a segment's guard.
@@ -18,7 +23,7 @@
 //!   the rest list, or is the designated victim; each cached block is on
 //!   exactly one fastcache stack.
 //! - I4 a segment's first block has `prev == Tag::FIRST`; its last header is a
-//!   guard (`GUARD | HEADER_SIZE`), which reads as used and is never merged.
+//!   guard (`Tag::guard(segment size)`), which reads as used and is never merged.
 //! - I5 every block size is a multiple of `ALIGNMENT` and at least `MIN_SIZE`.
 
 use core::ptr;
@@ -45,6 +50,18 @@ const USED_BIT: usize = 0b01;
 const SECOND_BIT: usize = 0b10;
 /// On a free block: the designated victim (`FreeLists::dv`), in no list.
 const DV_BIT: usize = 0b100;
+/// On a used block: the parity of the request that allocated it, so a block
+/// freed after its request ended is told from a live one (`Heap::used_bits`).
+pub const EPOCH_BIT: usize = 0b1000;
+/// The bits `efree` compares against `Heap::used_bits`: type and epoch.
+pub const KIND_MASK: usize = TYPE_MASK | EPOCH_BIT;
+/// A decoded link must be 16-aligned and a user-space address (below 2^47):
+/// a forged or overwritten link fails this with near certainty once XORed
+/// with a random key.
+const LINK_CHECK_MASK: usize = !((1usize << 47) - 1) | (ALIGNMENT - 1);
+/// As `LINK_CHECK_MASK` for `parent` words, which also hold 8-aligned slot
+/// addresses and small odd root numbers.
+const PARENT_CHECK_MASK: usize = !((1usize << 47) - 1);
 
 /// A boundary-tag word: size with the block type in the two low bits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,12 +70,26 @@ pub struct Tag(usize);
 impl Tag {
     /// The `prev` tag of a segment's first block (PHP's `ZEND_MM_GUARD_BLOCK`).
     pub const FIRST: Tag = Tag(USED_BIT | SECOND_BIT);
-    /// The `size` tag of a segment's closing guard.
-    pub const GUARD: Tag = Tag(HEADER_SIZE | USED_BIT | SECOND_BIT);
 
+    /// The `size` tag of a segment's closing guard: it carries the segment's
+    /// size, so a corruption report can name the segment from any block.
+    #[inline(always)]
+    pub const fn guard(segment_size: usize) -> Tag {
+        Tag(segment_size | USED_BIT | SECOND_BIT)
+    }
     #[inline(always)]
     pub const fn used(size: usize) -> Tag {
         Tag(size | USED_BIT)
+    }
+    /// A used tag stamped with the epoch bits of `used_bits` (see `EPOCH_BIT`).
+    #[inline(always)]
+    pub const fn used_with(size: usize, used_bits: usize) -> Tag {
+        Tag(size | used_bits)
+    }
+    /// Type and epoch bits, compared against `Heap::used_bits` by `efree`.
+    #[inline(always)]
+    pub const fn kind(self) -> usize {
+        self.0 & KIND_MASK
     }
     #[inline(always)]
     pub const fn free(size: usize) -> Tag {
@@ -128,8 +159,8 @@ pub const fn true_size(request: usize) -> Option<usize> {
 pub struct Block(*mut usize);
 
 /// Word offsets inside a block.
-const SIZE: usize = 0;
-const PREV: usize = 1;
+const PREV: usize = 0;
+const SIZE: usize = 1;
 const PREV_FREE: usize = 2;
 const NEXT_FREE: usize = 3;
 const PARENT: usize = 4;
@@ -281,33 +312,74 @@ impl Block {
         unsafe { self.set_word(SIZE, tag.0) }
     }
 
-    /// # Safety
-    /// `self` is a free (or cached) block.
+    /// Decodes a stored link, reporting corruption when it cannot be a block.
     #[inline(always)]
-    pub unsafe fn prev_free(self) -> Block {
+    unsafe fn decode(self, raw: usize, key: usize, mask: usize) -> usize {
+        let p = raw ^ key;
+        if p & mask != 0 {
+            // SAFETY: `self` is the block holding the link (caller's contract).
+            unsafe { self.bad_link(p) }
+        }
+        p
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn bad_link(self, decoded: usize) -> ! {
+        // SAFETY: `self` is a block header in a live segment.
+        let size = unsafe { self.tag().size() };
+        let mut what = crate::report::StackBuf::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut what,
+            format_args!("free-list link forged or overwritten (decodes to {decoded:#x})"),
+        );
+        crate::report::corrupted(what.as_str(), self.data(), size)
+    }
+
+    /// # Safety
+    /// `self` is a free (or cached) block; `key` is the heap's link key.
+    #[inline(always)]
+    pub unsafe fn prev_free(self, key: usize) -> Block {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        Block(unsafe { self.word(PREV_FREE) } as *mut usize)
+        unsafe { Block(self.decode(self.word(PREV_FREE), key, LINK_CHECK_MASK) as *mut usize) }
     }
     /// # Safety
-    /// `self` is a free (or cached) block.
+    /// As [`Block::prev_free`].
     #[inline(always)]
-    pub unsafe fn next_free(self) -> Block {
+    pub unsafe fn next_free(self, key: usize) -> Block {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        Block(unsafe { self.word(NEXT_FREE) } as *mut usize)
+        unsafe { Block(self.decode(self.word(NEXT_FREE), key, LINK_CHECK_MASK) as *mut usize) }
     }
     /// # Safety
-    /// `self` is a free (or cached) block.
+    /// As [`Block::prev_free`].
     #[inline(always)]
-    pub unsafe fn set_prev_free(self, b: Block) {
+    pub unsafe fn set_prev_free(self, b: Block, key: usize) {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        unsafe { self.set_word(PREV_FREE, b.0 as usize) }
+        unsafe { self.set_word(PREV_FREE, b.0 as usize ^ key) }
     }
     /// # Safety
-    /// `self` is a free (or cached) block.
+    /// As [`Block::prev_free`].
     #[inline(always)]
-    pub unsafe fn set_next_free(self, b: Block) {
+    pub unsafe fn set_next_free(self, b: Block, key: usize) {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        unsafe { self.set_word(NEXT_FREE, b.0 as usize) }
+        unsafe { self.set_word(NEXT_FREE, b.0 as usize ^ key) }
+    }
+
+    /// The second data word, raw: the fastcache keeps its check value there.
+    ///
+    /// # Safety
+    /// `self` is a used or cached block (every block has two data words).
+    #[inline(always)]
+    pub unsafe fn mark_word(self) -> usize {
+        // SAFETY: caller's contract.
+        unsafe { self.word(NEXT_FREE) }
+    }
+    /// # Safety
+    /// As [`Block::mark_word`].
+    #[inline(always)]
+    pub unsafe fn set_mark_word(self, v: usize) {
+        // SAFETY: caller's contract.
+        unsafe { self.set_word(NEXT_FREE, v) }
     }
 
     /// The trie slot pointing at this node (see `free_lists::Parent`).
@@ -315,56 +387,79 @@ impl Block {
     /// # Safety
     /// `self` is a free block of at least `LARGE_FREE_SIZE` bytes.
     #[inline(always)]
-    pub unsafe fn parent(self) -> usize {
+    pub unsafe fn parent(self, key: usize) -> usize {
         // SAFETY: large free blocks hold five links.
-        unsafe { self.word(PARENT) }
+        unsafe { self.decode(self.word(PARENT), key, PARENT_CHECK_MASK) }
     }
     /// # Safety
     /// As [`Block::parent`].
     #[inline(always)]
-    pub unsafe fn set_parent(self, p: usize) {
+    pub unsafe fn set_parent(self, p: usize, key: usize) {
         // SAFETY: large free blocks hold five links.
-        unsafe { self.set_word(PARENT, p) }
+        unsafe { self.set_word(PARENT, p ^ key) }
     }
     /// # Safety
     /// As [`Block::parent`]; `i` is 0 or 1.
     #[inline(always)]
-    pub unsafe fn child(self, i: usize) -> Block {
+    pub unsafe fn child(self, i: usize, key: usize) -> Block {
         // SAFETY: large free blocks hold five links.
-        Block(unsafe { self.word(CHILD + (i & 1)) } as *mut usize)
+        unsafe {
+            Block(self.decode(self.word(CHILD + (i & 1)), key, LINK_CHECK_MASK) as *mut usize)
+        }
     }
     /// # Safety
     /// As [`Block::child`].
     #[inline(always)]
-    pub unsafe fn set_child(self, i: usize, b: Block) {
+    pub unsafe fn set_child(self, i: usize, b: Block, key: usize) {
         // SAFETY: large free blocks hold five links.
-        unsafe { self.set_word(CHILD + (i & 1), b.0 as usize) }
+        unsafe { self.set_word(CHILD + (i & 1), b.0 as usize ^ key) }
     }
     /// The address of `child[i]`, stored in the child's `parent` word.
     #[inline(always)]
     pub fn child_slot(self, i: usize) -> usize {
         self.0.wrapping_add(CHILD + (i & 1)) as usize
     }
-    /// The block whose `child[_]` word lives at `slot`.
+    /// The block whose `child[_]` word lives at `slot`: blocks are 16-aligned,
+    /// so the slot's offset inside its 16 bytes tells which child it is.
     #[inline(always)]
-    pub fn slot_target(slot: usize) -> *mut usize {
-        slot as *mut usize
+    pub fn slot_owner(slot: usize) -> Block {
+        let i = ((slot / 8) & 1) ^ (CHILD & 1);
+        Block((slot as *mut usize).wrapping_sub(CHILD + i))
     }
     /// Reads the block pointer stored at a child slot address.
     ///
     /// # Safety
     /// `slot` is the address of a `child[_]` word of a live large free block.
     #[inline(always)]
-    pub unsafe fn read_slot(slot: usize) -> Block {
+    pub unsafe fn read_slot(slot: usize, key: usize) -> Block {
         // SAFETY: caller's contract.
-        Block(unsafe { (slot as *const usize).read() } as *mut usize)
+        let raw = unsafe { (slot as *const usize).read() };
+        let p = raw ^ key;
+        if p & LINK_CHECK_MASK != 0 {
+            // SAFETY: the owner of a child slot is a live large free block.
+            unsafe { Block::slot_owner(slot).bad_link(p) }
+        }
+        Block(p as *mut usize)
     }
     /// # Safety
     /// As [`Block::read_slot`].
     #[inline(always)]
-    pub unsafe fn write_slot(slot: usize, b: Block) {
+    pub unsafe fn write_slot(slot: usize, b: Block, key: usize) {
         // SAFETY: caller's contract.
-        unsafe { (slot as *mut usize).write(b.0 as usize) }
+        unsafe { (slot as *mut usize).write(b.0 as usize ^ key) }
+    }
+
+    /// XORs this free block's link words with `delta` (a key change).
+    ///
+    /// # Safety
+    /// `self` is a free block of `size` bytes whose links are in use
+    /// (all five when it sits in the large trie).
+    pub unsafe fn rekey_links(self, delta: usize, large: bool) {
+        let last = if large { CHILD + 1 } else { NEXT_FREE };
+        for i in PREV_FREE..=last {
+            // SAFETY: caller's contract.
+            unsafe { self.set_word(i, self.word(i) ^ delta) }
+        }
     }
 }
 
@@ -394,7 +489,10 @@ mod tests {
         assert!(r.is_free() && r.is_rest() && r.size() == 64);
         let d = Tag::dv(64);
         assert!(d.is_free() && d.is_dv() && !d.is_rest() && d.size() == 64);
-        assert!(Tag::GUARD.is_guard() && !Tag::GUARD.is_free());
+        assert!(Tag::guard(4096).is_guard() && !Tag::guard(4096).is_free());
+        assert_eq!(Tag::guard(4096).size(), 4096);
+        let e = Tag::used_with(48, USED_BIT | EPOCH_BIT);
+        assert!(e.is_used() && e.size() == 48 && e.kind() != Tag::used(48).kind());
         assert!(Tag::FIRST.is_guard() && Tag::FIRST.size() == 0);
     }
 

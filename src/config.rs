@@ -1,5 +1,6 @@
 //! Tunables and the environment variables that set them, in one table.
 
+use crate::debug::DebugConfig;
 use crate::segment::SEGMENT_OVERHEAD;
 use crate::storage::{self, Storage};
 use std::fmt::Write;
@@ -49,6 +50,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         accepts: "an integer; 0 hands request memory to libc malloc (still counted and limited)",
         meaning: "use zendmm's heap for request memory",
     },
+    EnvVar {
+        name: "ZENDMM_PROTECT",
+        default: "1",
+        accepts: "0 or 1",
+        meaning: "keyed free-list links and fastcache checks (double free, write after free, overflow at free)",
+    },
+    EnvVar {
+        name: "ZEND_MM_DEBUG",
+        default: "unset (off)",
+        accepts: "comma-separated poison_alloc=BYTE, poison_free=BYTE, padding=N (0..4096), check_freelists_on_shutdown=0|1",
+        meaning: "PHP 8.5's debug mode: poisoning, canaries past every block, heap check at shutdown",
+    },
 ];
 
 /// `USE_ZEND_ALLOC`: `Ok(false)` for 0, `Ok(true)` when unset or any other
@@ -71,6 +84,10 @@ pub struct Config {
     pub storage: &'static dyn Storage,
     pub segment_size: usize,
     pub compact_size: usize,
+    /// Keyed links and fastcache checks (`ZENDMM_PROTECT`).
+    pub protect: bool,
+    /// `ZEND_MM_DEBUG`.
+    pub debug: DebugConfig,
 }
 
 impl Config {
@@ -78,6 +95,8 @@ impl Config {
         storage: &storage::Malloc,
         segment_size: SEGMENT_SIZE,
         compact_size: COMPACT_SIZE,
+        protect: true,
+        debug: DebugConfig::OFF,
     };
 
     /// Reads the `ENV_VARS`; `Err` carries the message to print before exiting 255.
@@ -96,6 +115,20 @@ impl Config {
         }
         if let Some(v) = get("ZEND_MM_COMPACT") {
             cfg.compact_size = parse_size(&v).ok_or_else(|| not_a_size("ZEND_MM_COMPACT", &v))?;
+        }
+        if let Some(v) = get("ZENDMM_PROTECT") {
+            cfg.protect = match v.as_str() {
+                "1" => true,
+                "0" => false,
+                _ => {
+                    return Err(format!(
+                        "ZENDMM_PROTECT must be 0 or 1 (heap protection off or on), got '{v}'\n"
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("ZEND_MM_DEBUG") {
+            cfg.debug = DebugConfig::parse(&v)?;
         }
         Ok(cfg)
     }

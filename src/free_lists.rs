@@ -88,11 +88,17 @@ pub struct FreeLists {
     rest_tail: Block,
     rest_count: usize,
     dv: Block,
+    /// The key links are XORed with (see `block.rs`); 0 until the heap seeds it.
+    secret: usize,
+    /// Type and epoch bits of blocks handed out (`Heap::used_bits`).
+    used_bits: usize,
 }
 
 impl FreeLists {
     pub const fn new() -> FreeLists {
         FreeLists {
+            secret: 0,
+            used_bits: 1,
             small_bitmap: 0,
             large_bitmap: 0,
             small: [Block::NULL; NUM_BUCKETS],
@@ -153,10 +159,10 @@ impl FreeLists {
             let rest = size - ts;
             if rest < MIN_SIZE {
                 self.dv = Block::NULL;
-                dv.set_tag(Tag::used(size));
+                dv.set_tag(Tag::used_with(size, self.used_bits));
                 return (dv, size);
             }
-            dv.set_tag(Tag::used(ts));
+            dv.set_tag(Tag::used_with(ts, self.used_bits));
             let r = dv.plus(ts);
             r.set_tag(Tag::dv(rest));
             self.dv = r;
@@ -164,9 +170,26 @@ impl FreeLists {
         }
     }
 
-    /// Forgets every block (their segments are being released).
+    /// Forgets every block (their segments are being released); keeps the
+    /// key and epoch.
     pub fn clear(&mut self) {
-        *self = FreeLists::new();
+        *self = FreeLists {
+            secret: self.secret,
+            used_bits: self.used_bits,
+            ..FreeLists::new()
+        };
+    }
+
+    /// The link key. Changing it is only sound while no link is stored
+    /// under the old one (empty lists), or after re-encoding every link.
+    pub fn secret(&self) -> usize {
+        self.secret
+    }
+    pub fn set_secret(&mut self, secret: usize) {
+        self.secret = secret;
+    }
+    pub fn set_used_bits(&mut self, bits: usize) {
+        self.used_bits = bits;
     }
 
     /// Tags `b` free with `size` and files it by size (`zend_mm_add_to_free_list`).
@@ -181,10 +204,10 @@ impl FreeLists {
             if is_small(size) {
                 let i = bucket_index(size);
                 let head = self.small[i];
-                b.set_prev_free(Block::NULL);
-                b.set_next_free(head);
+                b.set_prev_free(Block::NULL, self.secret);
+                b.set_next_free(head, self.secret);
                 if !head.is_null() {
-                    head.set_prev_free(b);
+                    head.set_prev_free(b, self.secret);
                 }
                 self.small[i] = b;
                 self.small_bitmap |= 1 << i;
@@ -201,36 +224,36 @@ impl FreeLists {
         // SAFETY: `b` is a large free block (room for five links); every node
         // reached through the trie is a live large free block (I3).
         unsafe {
-            b.set_child(0, Block::NULL);
-            b.set_child(1, Block::NULL);
+            b.set_child(0, Block::NULL, self.secret);
+            b.set_child(1, Block::NULL, self.secret);
             let mut node = self.large[index];
             if node.is_null() {
                 self.large_bitmap |= 1 << index;
                 self.large[index] = b;
-                b.set_parent(root_parent(index));
-                b.set_prev_free(b);
-                b.set_next_free(b);
+                b.set_parent(root_parent(index), self.secret);
+                b.set_prev_free(b, self.secret);
+                b.set_next_free(b, self.secret);
                 return;
             }
             let mut key = size << (TOP_BIT - index as u32) << 1;
             loop {
                 if node.tag().size() == size {
                     // Same size: join the node's ring, off the trie.
-                    let next = node.next_free();
-                    b.set_prev_free(node);
-                    b.set_next_free(next);
-                    next.set_prev_free(b);
-                    node.set_next_free(b);
-                    b.set_parent(0);
+                    let next = node.next_free(self.secret);
+                    b.set_prev_free(node, self.secret);
+                    b.set_next_free(next, self.secret);
+                    next.set_prev_free(b, self.secret);
+                    node.set_next_free(b, self.secret);
+                    b.set_parent(0, self.secret);
                     return;
                 }
                 let dir = key >> TOP_BIT;
-                let child = node.child(dir);
+                let child = node.child(dir, self.secret);
                 if child.is_null() {
-                    node.set_child(dir, b);
-                    b.set_parent(node.child_slot(dir));
-                    b.set_prev_free(b);
-                    b.set_next_free(b);
+                    node.set_child(dir, b, self.secret);
+                    b.set_parent(node.child_slot(dir), self.secret);
+                    b.set_prev_free(b, self.secret);
+                    b.set_next_free(b, self.secret);
                     return;
                 }
                 key <<= 1;
@@ -252,12 +275,12 @@ impl FreeLists {
                 self.add(oldest, oldest.tag().size());
             }
             b.set_tag(Tag::rest(size));
-            b.set_next_free(Block::NULL);
-            b.set_prev_free(self.rest_tail);
+            b.set_next_free(Block::NULL, self.secret);
+            b.set_prev_free(self.rest_tail, self.secret);
             if self.rest_tail.is_null() {
                 self.rest_head = b;
             } else {
-                self.rest_tail.set_next_free(b);
+                self.rest_tail.set_next_free(b, self.secret);
             }
             self.rest_tail = b;
             self.rest_count += 1;
@@ -298,13 +321,13 @@ impl FreeLists {
         let i = bucket_index(size);
         // SAFETY: caller's contract; each link is checked before it is written through.
         unsafe {
-            let (prev, next) = (b.prev_free(), b.next_free());
+            let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
             let linked_from_prev = if prev.is_null() {
                 self.small[i] == b
             } else {
-                prev.next_free() == b
+                prev.next_free(self.secret) == b
             };
-            if !linked_from_prev || (!next.is_null() && next.prev_free() != b) {
+            if !linked_from_prev || (!next.is_null() && next.prev_free(self.secret) != b) {
                 corrupted("free list links broken (small bucket)", b.data(), size);
             }
             if prev.is_null() {
@@ -313,10 +336,10 @@ impl FreeLists {
                     self.small_bitmap &= !(1 << i);
                 }
             } else {
-                prev.set_next_free(next);
+                prev.set_next_free(next, self.secret);
             }
             if !next.is_null() {
-                next.set_prev_free(prev);
+                next.set_prev_free(prev, self.secret);
             }
         }
     }
@@ -326,16 +349,16 @@ impl FreeLists {
     unsafe fn remove_rest(&mut self, b: Block) {
         // SAFETY: caller's contract; links checked before use.
         unsafe {
-            let (prev, next) = (b.prev_free(), b.next_free());
+            let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
             let from_prev = if prev.is_null() {
                 self.rest_head == b
             } else {
-                prev.next_free() == b
+                prev.next_free(self.secret) == b
             };
             let from_next = if next.is_null() {
                 self.rest_tail == b
             } else {
-                next.prev_free() == b
+                next.prev_free(self.secret) == b
             };
             if !from_prev || !from_next {
                 corrupted(
@@ -347,24 +370,41 @@ impl FreeLists {
             if prev.is_null() {
                 self.rest_head = next;
             } else {
-                prev.set_next_free(next);
+                prev.set_next_free(next, self.secret);
             }
             if next.is_null() {
                 self.rest_tail = prev;
             } else {
-                next.set_prev_free(prev);
+                next.set_prev_free(prev, self.secret);
             }
             self.rest_count -= 1;
         }
     }
 
-    /// The slot a trie `parent` value names.
+    /// The block in the slot a trie `parent` value names: a root in this
+    /// struct (odd values) or a child word of another node (encoded).
+    ///
+    /// # Safety
+    /// `parent` was read from a live trie node.
     #[inline]
-    fn slot(&mut self, parent: usize) -> *mut Block {
+    unsafe fn slot_get(&self, parent: usize) -> Block {
         if parent & 1 == 1 {
-            &mut self.large[(parent >> 3) & (NUM_BUCKETS - 1)]
+            self.large[(parent >> 3) & (NUM_BUCKETS - 1)]
         } else {
-            Block::slot_target(parent).cast()
+            // SAFETY: caller's contract: an even parent is a child-slot address.
+            unsafe { Block::read_slot(parent, self.secret) }
+        }
+    }
+
+    /// # Safety
+    /// As [`FreeLists::slot_get`].
+    #[inline]
+    unsafe fn slot_set(&mut self, parent: usize, b: Block) {
+        if parent & 1 == 1 {
+            self.large[(parent >> 3) & (NUM_BUCKETS - 1)] = b;
+        } else {
+            // SAFETY: caller's contract.
+            unsafe { Block::write_slot(parent, b, self.secret) }
         }
     }
 
@@ -374,15 +414,15 @@ impl FreeLists {
         // SAFETY: caller's contract; every link followed was checked to point
         // back (ring) or is a trie child of a live node (I3).
         unsafe {
-            let (prev, next) = (b.prev_free(), b.next_free());
+            let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
             if prev != b {
                 // A ring member, or a node with ring members: unlink from the ring.
-                if prev.next_free() != b || next.prev_free() != b {
+                if prev.next_free(self.secret) != b || next.prev_free(self.secret) != b {
                     corrupted("free list links broken (large ring)", b.data(), size);
                 }
-                prev.set_next_free(next);
-                next.set_prev_free(prev);
-                if b.parent() != 0 {
+                prev.set_next_free(next, self.secret);
+                next.set_prev_free(prev, self.secret);
+                if b.parent(self.secret) != 0 {
                     // `b` was the trie node: its ring predecessor takes its place.
                     self.substitute(b, prev);
                 }
@@ -392,30 +432,29 @@ impl FreeLists {
                 corrupted("free list links broken (large node)", b.data(), size);
             }
             // A lone node: replace it with the deepest leaf of its subtree.
-            let mut rp = b.child_slot(usize::from(!b.child(1).is_null()));
-            let mut leaf = Block::read_slot(rp);
+            let mut rp = b.child_slot(usize::from(!b.child(1, self.secret).is_null()));
+            let mut leaf = Block::read_slot(rp, self.secret);
             if leaf.is_null() {
-                let parent = b.parent();
-                let slot = self.slot(parent);
-                if *slot != b {
+                let parent = b.parent(self.secret);
+                if self.slot_get(parent) != b {
                     corrupted("free list links broken (large tree)", b.data(), size);
                 }
-                *slot = Block::NULL;
+                self.slot_set(parent, Block::NULL);
                 if parent & 1 == 1 {
                     self.large_bitmap &= !(1 << large_index(size));
                 }
                 return;
             }
             loop {
-                let cp = leaf.child_slot(usize::from(!leaf.child(1).is_null()));
-                let c = Block::read_slot(cp);
+                let cp = leaf.child_slot(usize::from(!leaf.child(1, self.secret).is_null()));
+                let c = Block::read_slot(cp, self.secret);
                 if c.is_null() {
                     break;
                 }
                 leaf = c;
                 rp = cp;
             }
-            Block::write_slot(rp, Block::NULL);
+            Block::write_slot(rp, Block::NULL, self.secret);
             self.substitute(b, leaf);
         }
     }
@@ -428,31 +467,30 @@ impl FreeLists {
     unsafe fn substitute(&mut self, node: Block, with: Block) {
         // SAFETY: caller's contract; children are live trie nodes (I3).
         unsafe {
-            let parent = node.parent();
-            let slot = self.slot(parent);
-            if *slot != node {
+            let parent = node.parent(self.secret);
+            if self.slot_get(parent) != node {
                 corrupted(
                     "free list links broken (large tree)",
                     node.data(),
                     node.tag().size(),
                 );
             }
-            with.set_parent(parent);
+            with.set_parent(parent, self.secret);
             for i in 0..2 {
-                let c = node.child(i);
-                with.set_child(i, c);
+                let c = node.child(i, self.secret);
+                with.set_child(i, c, self.secret);
                 if !c.is_null() {
-                    if c.parent() != node.child_slot(i) {
+                    if c.parent(self.secret) != node.child_slot(i) {
                         corrupted(
                             "free list links broken (large tree)",
                             c.data(),
                             c.tag().size(),
                         );
                     }
-                    c.set_parent(with.child_slot(i));
+                    c.set_parent(with.child_slot(i), self.secret);
                 }
             }
-            *slot = with;
+            self.slot_set(parent, with);
         }
     }
 
@@ -493,7 +531,7 @@ impl FreeLists {
                 loop {
                     let size = node.tag().size();
                     if size == true_size {
-                        return node.next_free();
+                        return node.next_free(self.secret);
                     }
                     if size > true_size && size < best_size {
                         best_size = size;
@@ -501,18 +539,18 @@ impl FreeLists {
                     }
                     if key >> TOP_BIT == 0 {
                         // Everything under child[1] is larger than `true_size`.
-                        if !node.child(1).is_null() {
-                            rst = node.child(1);
+                        if !node.child(1, self.secret).is_null() {
+                            rst = node.child(1, self.secret);
                         }
-                        if node.child(0).is_null() {
+                        if node.child(0, self.secret).is_null() {
                             break;
                         }
-                        node = node.child(0);
+                        node = node.child(0, self.secret);
                     } else {
-                        if node.child(1).is_null() {
+                        if node.child(1, self.secret).is_null() {
                             break;
                         }
-                        node = node.child(1);
+                        node = node.child(1, self.secret);
                     }
                     key <<= 1;
                 }
@@ -520,16 +558,19 @@ impl FreeLists {
                 while !node.is_null() {
                     let size = node.tag().size();
                     if size == true_size {
-                        return node.next_free();
+                        return node.next_free(self.secret);
                     }
                     if size < best_size {
                         best_size = size;
                         best = node;
                     }
-                    node = node.child(usize::from(node.child(0).is_null()));
+                    node = node.child(
+                        usize::from(node.child(0, self.secret).is_null()),
+                        self.secret,
+                    );
                 }
                 if !best.is_null() {
-                    return best.next_free();
+                    return best.next_free(self.secret);
                 }
                 bitmap >>= 1;
                 if bitmap == 0 {
@@ -544,7 +585,10 @@ impl FreeLists {
             let mut best = node;
             let mut best_size = node.tag().size();
             loop {
-                node = node.child(usize::from(node.child(0).is_null()));
+                node = node.child(
+                    usize::from(node.child(0, self.secret).is_null()),
+                    self.secret,
+                );
                 if node.is_null() {
                     break;
                 }
@@ -553,7 +597,7 @@ impl FreeLists {
                     best = node;
                 }
             }
-            best.next_free()
+            best.next_free(self.secret)
         }
     }
 
@@ -576,7 +620,7 @@ impl FreeLists {
                     best_size = size;
                     best = b;
                 }
-                b = b.prev_free();
+                b = b.prev_free(self.secret);
             }
         }
         best
@@ -607,7 +651,7 @@ impl FreeLists {
                             t.raw()
                         ));
                     }
-                    if b.prev_free() != prev {
+                    if b.prev_free(self.secret) != prev {
                         return Err(format!(
                             "block {:#x} in small bucket {i}: prev link broken",
                             b.addr()
@@ -619,7 +663,7 @@ impl FreeLists {
                         return Err("small lists loop".into());
                     }
                     prev = b;
-                    b = b.next_free();
+                    b = b.next_free(self.secret);
                 }
             }
             for i in 0..NUM_BUCKETS {
@@ -642,7 +686,7 @@ impl FreeLists {
                         t.raw()
                     ));
                 }
-                if b.prev_free() != prev {
+                if b.prev_free(self.secret) != prev {
                     return Err(format!(
                         "block {:#x} on the rest list: prev link broken",
                         b.addr()
@@ -654,7 +698,7 @@ impl FreeLists {
                     return Err("rest list loops".into());
                 }
                 prev = b;
-                b = b.next_free();
+                b = b.next_free(self.secret);
             }
             if prev != self.rest_tail || c.rest_blocks != self.rest_count {
                 return Err("rest list tail or count is wrong".into());
@@ -688,7 +732,7 @@ impl FreeLists {
         // SAFETY: caller's contract.
         unsafe {
             let size = node.tag().size();
-            if node.parent() != parent {
+            if node.parent(self.secret) != parent {
                 return Err(format!("trie node {:#x}: parent link broken", node.addr()));
             }
             if !node.tag().is_free() || node.tag().is_rest() || large_index(size) != index {
@@ -700,8 +744,8 @@ impl FreeLists {
             }
             let mut m = node;
             loop {
-                let next = m.next_free();
-                if next.prev_free() != m {
+                let next = m.next_free(self.secret);
+                if next.prev_free(self.secret) != m {
                     return Err(format!("ring at {:#x}: links broken", m.addr()));
                 }
                 if next.tag().raw() != node.tag().raw() {
@@ -715,13 +759,13 @@ impl FreeLists {
                 if next == node {
                     break;
                 }
-                if next.parent() != 0 {
+                if next.parent(self.secret) != 0 {
                     return Err(format!("ring member {:#x} claims a trie slot", next.addr()));
                 }
                 m = next;
             }
             for i in 0..2 {
-                let child = node.child(i);
+                let child = node.child(i, self.secret);
                 if !child.is_null() {
                     self.census_node(child, node.child_slot(i), index, c, limit)?;
                 }
@@ -772,7 +816,7 @@ mod tests {
                     out.push(b);
                     off += s;
                 }
-                Block::at(base, off).set_tag_only(Tag::GUARD);
+                Block::at(base, off).set_tag_only(Tag::guard(off + HEADER_SIZE));
             }
             assert!(off + HEADER_SIZE <= self.mem.len() * 8);
             out

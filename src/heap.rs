@@ -12,13 +12,15 @@
 //! decides how to raise them (`ffi` hands them to the fatal-error path).
 
 use crate::accounting::Accounting;
-use crate::block::{true_size, Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
+use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
+use crate::debug::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
-use crate::report::{corrupted, MemError};
+use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
 use crate::storage::Storage;
+use core::fmt::Write;
 use core::ptr::{self, NonNull};
 
 /// Large blocks grow in place by whole multiples of this (a page).
@@ -60,6 +62,20 @@ pub struct Heap {
     /// Settings still to be read from the environment (the process heap
     /// reads them on first use, so `_emalloc` before `start_memory_manager` works).
     pub(crate) env_pending: bool,
+    /// Fastcache checks and keyed links on (`ZENDMM_PROTECT`, default on).
+    pub(crate) protect: bool,
+    /// The key free-list and fastcache links are XORed with; 0 when
+    /// `protect` is off. Renewed whenever the heap holds no segment, at every
+    /// request end and in a forked child.
+    pub(crate) secret: usize,
+    /// Tag bits of a block handed out in this request: `used` plus the
+    /// request's epoch parity (see `block::EPOCH_BIT`).
+    pub(crate) used_bits: usize,
+    /// The largest segment held so far: no block is bigger, so a larger size
+    /// tag is corrupt and is not followed.
+    pub(crate) max_segment: usize,
+    /// `ZEND_MM_DEBUG`: poisoning, padding and canaries (see `debug.rs`).
+    pub(crate) debug: DebugConfig,
 }
 
 // SAFETY: a Heap owns its segments outright; moving it to another thread
@@ -80,6 +96,11 @@ impl Heap {
             reserve: ptr::null_mut(),
             overflow: false,
             env_pending: false,
+            protect: config.protect,
+            secret: 0,
+            used_bits: Tag::used(0).raw(),
+            max_segment: 0,
+            debug: config.debug,
         }
     }
 
@@ -101,6 +122,8 @@ impl Heap {
                 self.storage = c.storage;
                 self.segment_size = c.segment_size;
                 self.compact_size = c.compact_size;
+                self.protect = c.protect;
+                self.set_debug(c.debug);
             }
             Err(text) => crate::report::startup_error(&text),
         }
@@ -151,6 +174,14 @@ impl Heap {
     #[cold]
     #[inline(never)]
     pub fn alloc_slow(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
+        if self.debug.on {
+            return self.debug_alloc(size);
+        }
+        self.alloc_block(size)
+    }
+
+    /// A block of at least `size` usable bytes, from anywhere but the cache.
+    pub(crate) fn alloc_block(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let ts = self.checked_true_size(size)?;
         if is_small(ts) {
             self.cache.misses += 1;
@@ -242,6 +273,10 @@ impl Heap {
     /// first block (free, in no list).
     fn new_segment(&mut self, ts: usize) -> Result<(Block, bool), MemError> {
         self.apply_env();
+        if self.segments.count() == 0 {
+            // No block exists, so no link is encoded under the old key.
+            self.renew_secret();
+        }
         let (seg_size, keep_rest) = self.segment_size_for(ts);
         if !self.room_for(seg_size) {
             return Err(MemError::Limit {
@@ -257,6 +292,7 @@ impl Heap {
             });
         }
         self.acct.add_real(seg_size);
+        self.max_segment = self.max_segment.max(seg_size);
         // SAFETY: the storage gave `seg_size` bytes, a multiple of the
         // segment size and larger than the overhead.
         unsafe {
@@ -277,10 +313,10 @@ impl Heap {
             let size = b.tag().size();
             let rest = size - ts;
             if rest < MIN_SIZE {
-                b.set_tag(Tag::used(size));
+                b.set_tag(Tag::used_with(size, self.used_bits));
                 self.acct.add_used(size);
             } else {
-                b.set_tag(Tag::used(ts));
+                b.set_tag(Tag::used_with(ts, self.used_bits));
                 if keep_rest {
                     self.lists.add_rest(b.plus(ts), rest);
                 } else if is_small(ts) {
@@ -297,24 +333,64 @@ impl Heap {
     // ------------------------------------------------------------------
     // Free
 
-    /// Checks that `p` is the data pointer of a used block whose boundary tag
-    /// agrees with its neighbour, and returns that block.
+    /// Checks that `p` is the data pointer of a live block of this heap and
+    /// returns that block; anything else is reported as heap corruption,
+    /// naming the failed check (`op` names the caller: `efree`, ...).
     ///
     /// # Safety
     /// `p` must point into memory readable 16 bytes before it; the size read
     /// there is only followed when it is plausible.
     #[inline]
-    unsafe fn used_block(&self, p: *mut u8, what: &str) -> Block {
+    pub(crate) unsafe fn used_block(&self, p: *mut u8, op: &str) -> Block {
         let b = Block::from_data_unchecked(p);
-        // SAFETY: caller's contract for the header; `next` is read only for a
-        // used tag of sane size.
+        // SAFETY: caller's contract for the header; the neighbour is read
+        // only for a used tag of a size some segment can hold.
         unsafe {
             let tag = b.tag();
-            if !tag.is_used() || tag.size() < MIN_SIZE || b.next().prev_tag() != tag {
-                corrupted(what, p, tag.size());
+            let size = tag.size();
+            if !tag.is_used() || size < MIN_SIZE || size > self.max_segment {
+                let why = if tag.is_free() && size >= MIN_SIZE && size <= self.max_segment {
+                    "points at a free block (freed twice?)"
+                } else {
+                    "has no block header before it (a pointer zendmm did not hand out?)"
+                };
+                self.bad_block(op, p, size, why, 0);
+            }
+            let after = b.plus(size).prev_tag();
+            if after != tag {
+                self.bad_block(
+                    op,
+                    p,
+                    size,
+                    "the boundary tag after the block is overwritten (a write past its end?)",
+                    after.raw() ^ tag.raw(),
+                );
+            }
+            if tag.kind() != self.used_bits {
+                self.bad_block(op, p, size, "belongs to a request that has ended", 0);
+            }
+            if self.protect
+                && crate::free_lists::is_small(size)
+                && b.mark_word() == self.cache.check_word(b)
+                && self.cache.holds(b, bucket_index(size))
+            {
+                self.bad_block(op, p, size, "is already in the fastcache (double free)", 0);
             }
         }
         b
+    }
+
+    /// Reports a block that failed `used_block`; `diff` (when non-zero) is
+    /// how the overwritten tag differs from the true one.
+    #[cold]
+    #[inline(never)]
+    fn bad_block(&self, op: &str, p: *mut u8, size: usize, why: &str, diff: usize) -> ! {
+        let mut msg = StackBuf::new();
+        let _ = write!(msg, "{op}: block {why}");
+        if diff != 0 {
+            let _ = write!(msg, "; bits changed {diff:#x}");
+        }
+        corrupted(msg.as_str(), p, size)
     }
 
     /// Frees a block (`efree`).
@@ -326,13 +402,22 @@ impl Heap {
     pub unsafe fn free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract.
         unsafe {
-            // Fast path: a used small block goes on its fastcache stack. Only
-            // its own tag is read: the neighbour's header is another cache
-            // line, checked when the block is coalesced (`release`).
+            // Fast path: a used small block of this request goes on its
+            // fastcache stack. With protection on, the tag after the block
+            // must still mirror its own (an overflow changes it first) and
+            // the block must not carry the cache's check word already (a
+            // double free); either failure goes to the slow path to be named.
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
             let size = tag.size();
-            if tag.is_used() && size >= MIN_SIZE && is_small(size) && self.cache.has_room() {
+            if tag.kind() == self.used_bits
+                && size >= MIN_SIZE
+                && is_small(size)
+                && self.cache.has_room()
+                && (!self.protect
+                    || (b.plus(size).prev_tag() == tag
+                        && b.mark_word() != self.cache.check_word(b)))
+            {
                 self.cache.push(b, bucket_index(size), size);
                 return;
             }
@@ -347,7 +432,23 @@ impl Heap {
     unsafe fn free_slow(&mut self, p: *mut u8) {
         // SAFETY: caller's contract.
         unsafe {
-            let b = self.used_block(p, "efree of a pointer that is not a live block");
+            if self.debug.on {
+                return self.debug_free(p);
+            }
+            let b = self.used_block(p, "efree");
+            let size = b.tag().size();
+            self.acct.sub_used(size);
+            self.release(b, size);
+        }
+    }
+
+    /// Frees a block already checked by `used_block`, bypassing the cache.
+    ///
+    /// # Safety
+    /// `b` is a live used block of this heap.
+    pub(crate) unsafe fn free_block(&mut self, b: Block) {
+        // SAFETY: caller's contract.
+        unsafe {
             let size = b.tag().size();
             self.acct.sub_used(size);
             self.release(b, size);
@@ -411,7 +512,7 @@ impl Heap {
             while !b.is_null() {
                 // SAFETY: cached blocks are live used blocks owned by the cache (I3).
                 unsafe {
-                    let next = b.prev_free();
+                    let next = self.cache.next_in_stack(b);
                     let size = b.tag().size();
                     self.acct.sub_used(size);
                     self.release(b, size);
@@ -447,6 +548,10 @@ impl Heap {
         if p.is_null() {
             return self.alloc(size);
         }
+        if self.debug.on {
+            // SAFETY: caller's contract.
+            return unsafe { self.debug_realloc(p, size, copy) };
+        }
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
@@ -454,10 +559,15 @@ impl Heap {
             // checked where the neighbour is read (growth, shrink merge).
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
-            if !tag.is_used() || tag.size() < MIN_SIZE {
-                self.used_block(p, "erealloc of a pointer that is not a live block");
+            if tag.kind() != self.used_bits || tag.size() < MIN_SIZE {
+                self.used_block(p, "erealloc");
             }
             let orig = tag.size();
+            if self.protect
+                && (b.plus(orig).prev_tag() != tag || b.mark_word() == self.cache.check_word(b))
+            {
+                self.used_block(p, "erealloc");
+            }
             let ts = self.checked_true_size(size)?;
             if ts <= orig {
                 self.shrink(b, orig, ts);
@@ -473,7 +583,7 @@ impl Heap {
             }
             let next = b.next();
             if next.prev_tag() != tag {
-                corrupted("erealloc of a block whose boundary tags disagree", p, orig);
+                self.used_block(p, "erealloc");
             }
             let nt = next.tag();
             let first = b.prev_tag() == Tag::FIRST;
@@ -511,19 +621,15 @@ impl Heap {
         // SAFETY: caller's contract; the tail lies inside `b`.
         unsafe {
             let next = b.next();
-            if next.prev_tag() != Tag::used(orig) {
-                corrupted(
-                    "erealloc of a block whose boundary tags disagree",
-                    b.data(),
-                    orig,
-                );
+            if next.prev_tag() != b.tag() {
+                self.used_block(b.data(), "erealloc");
             }
             let nt = next.tag();
             if nt.is_free() {
                 self.lists.remove(next);
                 rest += nt.size();
             }
-            b.set_tag(Tag::used(ts));
+            b.set_tag(Tag::used_with(ts, self.used_bits));
             self.lists.add(b.plus(ts), rest);
         }
         self.acct.sub_used(orig - ts);
@@ -538,11 +644,11 @@ impl Heap {
         // SAFETY: caller's contract.
         unsafe {
             if rest < MIN_SIZE {
-                b.set_tag(Tag::used(total));
+                b.set_tag(Tag::used_with(total, self.used_bits));
                 self.acct.add_used(total - orig);
                 return;
             }
-            b.set_tag(Tag::used(ts));
+            b.set_tag(Tag::used_with(ts, self.used_bits));
             let tail = b.plus(ts);
             if b.prev_tag() == Tag::FIRST && tail.plus(rest).tag().is_guard() {
                 // The block owns its segment: keep the tail for its growth.
@@ -592,16 +698,17 @@ impl Heap {
                 });
             }
             self.acct.add_real(new - old);
+            self.max_segment = self.max_segment.max(new);
             let seg = Segment::from_raw(raw);
             self.segments.relink(seg);
             seg.resize(new);
             let b = seg.first_block();
             let usable = new - SEGMENT_OVERHEAD;
             if usable - ts < MIN_SIZE {
-                b.set_tag(Tag::used(usable));
+                b.set_tag(Tag::used_with(usable, self.used_bits));
                 self.acct.add_used(usable - orig);
             } else {
-                b.set_tag(Tag::used(ts));
+                b.set_tag(Tag::used_with(ts, self.used_bits));
                 self.lists.add_rest(b.plus(ts), usable - ts);
                 self.acct.add_used(ts - orig);
             }
@@ -640,10 +747,10 @@ impl Heap {
     pub unsafe fn block_size(&self, p: *mut u8) -> usize {
         // SAFETY: caller's contract.
         unsafe {
-            self.used_block(p, "block size of a pointer that is not a live block")
-                .tag()
-                .size()
-                - HEADER_SIZE
+            if self.debug.on {
+                return self.debug_block_size(p);
+            }
+            self.used_block(p, "block size").tag().size() - HEADER_SIZE
         }
     }
 
@@ -737,19 +844,65 @@ impl Heap {
 
     fn is_cached(&self, b: Block) -> bool {
         // SAFETY: cached blocks are live used blocks (I3).
-        let size = unsafe { b.tag().size() };
-        if !is_small(size) {
-            return false;
+        unsafe {
+            let size = b.tag().size();
+            is_small(size) && self.cache.holds(b, bucket_index(size))
         }
-        let mut c = self.cache.head(bucket_index(size));
-        while !c.is_null() {
-            if c == b {
-                return true;
+    }
+
+    /// Draws a new link key (when protection is on) and the epoch-free used
+    /// bits stay. Only sound while no link is encoded: no segment is held,
+    /// or every link is re-encoded afterwards (`refresh_secret`).
+    pub(crate) fn renew_secret(&mut self) {
+        self.secret = if self.protect {
+            crate::debug::random_word()
+        } else {
+            0
+        };
+        self.lists.set_secret(self.secret);
+        self.cache.set_secret(self.secret);
+    }
+
+    /// A forked child's heap: draws a new key and re-encodes every link and
+    /// cache check word, so the parent's key tells nothing about the
+    /// child's heap (PHP 8.4's `zend_mm_refresh_key_child`).
+    pub fn refresh_secret(&mut self) {
+        let old = self.secret;
+        let new = if self.protect {
+            crate::debug::random_word()
+        } else {
+            0
+        };
+        let delta = old ^ new;
+        let mut seg = self.segments.head();
+        while !seg.is_null() {
+            // SAFETY: listed segments are live; blocks are walked by tags (I1, I4).
+            unsafe {
+                let mut b = seg.first_block();
+                loop {
+                    let t = b.tag();
+                    if t.is_guard() {
+                        break;
+                    }
+                    if t.is_free() && !t.is_dv() {
+                        let large = !t.is_rest() && !is_small(t.size());
+                        b.rekey_links(delta, large);
+                    }
+                    b = b.next();
+                }
+                seg = seg.next();
             }
-            // SAFETY: as above.
-            c = unsafe { c.prev_free() };
         }
-        false
+        self.cache.rekey(new);
+        self.secret = new;
+        self.lists.set_secret(new);
+    }
+
+    /// Starts a new request epoch: blocks of the previous request no longer
+    /// pass `efree`'s tag check.
+    pub(crate) fn next_epoch(&mut self) {
+        self.used_bits ^= EPOCH_BIT;
+        self.lists.set_used_bits(self.used_bits);
     }
 
     /// Allocates the emergency reserve if it is missing.

@@ -17,6 +17,7 @@ pub mod accounting;
 pub mod block;
 pub mod cache;
 pub mod config;
+pub mod debug;
 pub mod ffi;
 pub mod free_lists;
 mod glue;

@@ -86,6 +86,14 @@ impl StackBuf {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+    /// The text so far (only whole `str`s are ever written, but a truncated
+    /// one may end mid-character: that tail is dropped).
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
     /// The text with a NUL after it, for C.
     pub fn as_c_ptr(&mut self) -> *const libc::c_char {
         let end = self.len.min(self.buf.len() - 1);
@@ -188,8 +196,16 @@ pub fn corrupted(check: &str, ptr: *mut u8, block_size: usize) -> ! {
     let mut msg = StackBuf::new();
     let _ = write!(
         msg,
-        "zend_mm_heap corrupted\n{check} (pointer {ptr:p}, block size {block_size})"
+        "zend_mm_heap corrupted\n{check} (pointer {ptr:p}, block size {block_size}, "
     );
+    match crate::segment::locate(crate::block::Block::from_data_unchecked(ptr)) {
+        Some((start, size)) => {
+            let _ = write!(msg, "segment {start:#x} of {size} bytes)");
+        }
+        None => {
+            let _ = msg.write_str("in no segment reachable from it)");
+        }
+    }
     call_handler(zendmm_error_kind::ZENDMM_ERROR_HEAP_CORRUPTED, &mut msg);
     let _ = msg.write_str("\n");
     write_stderr(msg.as_bytes());

@@ -31,9 +31,16 @@ impl Heap {
         // Keep a segment only if the reserve will live in it; a tiny segment
         // size gives the reserve a dedicated segment instead.
         let reserve_fits = self.segment_size - SEGMENT_OVERHEAD >= RESERVE_SIZE + HEADER_SIZE;
+        if self.debug.on && self.debug.check_on_shutdown {
+            self.debug_check_on_shutdown();
+        }
         let keep = self.release_all_segments(!full && reserve_fits);
         self.lists.clear();
         self.cache.clear();
+        // Nothing is linked now: a new key costs nothing, and a new epoch
+        // makes this request's blocks fail `efree` from now on.
+        self.renew_secret();
+        self.next_epoch();
         self.acct.reset();
         self.reserve = ptr::null_mut();
         self.overflow = false;

@@ -125,7 +125,7 @@ impl Segment {
             let first = seg.first_block();
             first.set_prev_tag(Tag::FIRST);
             first.set_tag(Tag::free(size - SEGMENT_OVERHEAD));
-            seg.guard().set_tag_only(Tag::GUARD);
+            seg.guard().set_tag_only(Tag::guard(size));
             (seg, first)
         }
     }
@@ -140,10 +140,50 @@ impl Segment {
         unsafe {
             self.0.add(SIZE).write(size);
             let guard = self.guard();
-            guard.set_tag_only(Tag::GUARD);
+            guard.set_tag_only(Tag::guard(size));
             guard
         }
     }
+}
+
+/// Reads a word that may not be mapped, without faulting: corruption
+/// reports follow tags that cannot be trusted.
+fn read_word_checked(addr: usize) -> Option<usize> {
+    let mut word = 0usize;
+    let local = libc::iovec {
+        iov_base: (&mut word as *mut usize).cast(),
+        iov_len: core::mem::size_of::<usize>(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: core::mem::size_of::<usize>(),
+    };
+    // SAFETY: the kernel writes at most one word into `word` and reports a
+    // bad remote address as an error instead of faulting.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == core::mem::size_of::<usize>() as isize).then_some(word)
+}
+
+/// The segment holding `b`, found by following size tags forward to the
+/// guard, which carries the segment's size; `(start, size)`. For error
+/// reports only: every read is checked, and `None` means the tags led
+/// nowhere sane.
+pub fn locate(b: Block) -> Option<(usize, usize)> {
+    const MAX_STEPS: usize = 1 << 16;
+    let mut addr = b.addr();
+    for _ in 0..MAX_STEPS {
+        let tag = Tag::from_raw(read_word_checked(addr.checked_add(8)?)?);
+        if tag.is_guard() {
+            let size = tag.size();
+            let start = (addr + HEADER_SIZE).checked_sub(size)?;
+            return (read_word_checked(start)? == size).then_some((start, size));
+        }
+        if tag.size() < crate::block::MIN_SIZE || tag.size() > 1 << 46 {
+            return None;
+        }
+        addr = addr.checked_add(tag.size())?;
+    }
+    None
 }
 
 /// The heap's segments, newest first, doubly linked through their headers.

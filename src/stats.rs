@@ -45,7 +45,7 @@ impl Heap {
             while !b.is_null() {
                 cached_blocks += 1;
                 // SAFETY: cached blocks are live used blocks (I3).
-                b = unsafe { b.prev_free() };
+                b = unsafe { self.cache.next_in_stack(b) };
             }
         }
         Stats {

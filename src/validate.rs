@@ -76,6 +76,13 @@ impl Heap {
                             walked.large_bytes += s;
                         }
                     } else {
+                        if t.kind() != self.used_bits {
+                            problems.push(format!(
+                                "block {:#x}: tag {:#x} is not of this request's epoch",
+                                b.addr(),
+                                t.raw()
+                            ));
+                        }
                         used_bytes += t.size();
                     }
                     blocks += 1;
@@ -155,13 +162,20 @@ impl Heap {
                         ));
                         break;
                     }
+                    if self.protect && b.mark_word() != self.cache.check_word(b) {
+                        problems.push(format!(
+                            "cached block {:#x} in bucket {i}: check word overwritten (use after free)",
+                            b.addr()
+                        ));
+                        break;
+                    }
                     n += 1;
                     bytes += t.size();
                     if n > limit {
                         problems.push("fastcache stacks loop".into());
                         return (n, bytes);
                     }
-                    b = b.prev_free();
+                    b = self.cache.next_in_stack(b);
                 }
             }
         }
@@ -193,12 +207,12 @@ mod tests {
         h.start();
         let a = h.alloc(100).unwrap().as_ptr();
         let _b = h.alloc(100).unwrap().as_ptr();
-        // SAFETY: writes 8 bytes past `a`'s data, into `b`'s header: exactly
+        // SAFETY: writes 8 bytes past `a`'s data, into `b`'s prev tag: exactly
         // the overflow the validator must notice.
         unsafe { a.add(h.block_size(a)).cast::<usize>().write(0x4141_4141) };
         let problems = h.check();
         assert!(!problems.is_empty());
-        assert!(problems[0].contains("bad tag"), "{problems:?}");
+        assert!(problems[0].contains("(I1)"), "{problems:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ fn heap_on(storage: &'static dyn Storage) -> Heap {
         storage,
         segment_size: SEG,
         compact_size: 2 << 20,
+        ..Config::DEFAULT
     });
     h.start();
     h
@@ -184,6 +185,7 @@ fn the_cache_is_flushed_before_the_limit_fails() {
         storage: &zendmm::storage::Malloc,
         segment_size: seg,
         compact_size: 0,
+        ..Config::DEFAULT
     });
     h.start();
     h.set_limit(4 * seg).unwrap();

@@ -117,6 +117,7 @@ impl Walk {
             storage: flaky,
             segment_size: seg,
             compact_size: 1 << 20,
+            ..Config::DEFAULT
         });
         heap.start();
         let base = heap.usage(false);
