@@ -50,6 +50,9 @@ const USED_BIT: usize = 0b01;
 const SECOND_BIT: usize = 0b10;
 /// On a free block: the designated victim (`FreeLists::dv`), in no list.
 const DV_BIT: usize = 0b100;
+/// On a used block: it rests in the fastcache (so `efree` of it is a double
+/// free). Shares its bit with `DV_BIT`, which only free blocks carry.
+pub const CACHED_BIT: usize = 0b100;
 /// On a used block: the parity of the request that allocated it, so a block
 /// freed after its request ended is told from a live one (`Heap::used_bits`).
 pub const EPOCH_BIT: usize = 0b1000;
@@ -111,10 +114,22 @@ impl Tag {
     pub const fn is_free(self) -> bool {
         self.0 & USED_BIT == 0
     }
-    /// Used and not a guard: a block handed out (or cached).
+    /// Used and not a guard: a block handed out. Cached blocks are not.
     #[inline(always)]
     pub const fn is_used(self) -> bool {
         self.0 & TYPE_MASK == USED_BIT
+    }
+    /// A used block resting in the fastcache.
+    #[inline(always)]
+    pub const fn is_cached(self) -> bool {
+        self.0 & TYPE_MASK == USED_BIT | CACHED_BIT
+    }
+    /// The tag as its mirror in the next block's `prev` holds it: the
+    /// cached bit is set in the block's own tag only.
+    #[inline(always)]
+    pub const fn uncached(self) -> Tag {
+        // Bit 2 is the cached bit only on used tags (on free ones it is DV).
+        Tag(self.0 & !((self.0 & USED_BIT) << 2))
     }
     #[inline(always)]
     pub const fn is_guard(self) -> bool {
@@ -312,15 +327,34 @@ impl Block {
         unsafe { self.set_word(SIZE, tag.0) }
     }
 
-    /// Decodes a stored link, reporting corruption when it cannot be a block.
+    /// Decodes a stored link. Not checked here: callers check the links they
+    /// are about to follow (`check_links`), once per operation.
     #[inline(always)]
-    unsafe fn decode(self, raw: usize, key: usize, mask: usize) -> usize {
-        let p = raw ^ key;
-        if p & mask != 0 {
-            // SAFETY: `self` is the block holding the link (caller's contract).
-            unsafe { self.bad_link(p) }
+    unsafe fn decode(self, raw: usize, key: usize, _mask: usize) -> usize {
+        raw ^ key
+    }
+
+    /// Reports corruption unless `a` and `b`, decoded from links stored in
+    /// `self`, can be block addresses (16-aligned, user space, or null).
+    /// One test for both, so unlinking pays one branch.
+    #[inline(always)]
+    pub fn check_links(self, a: Block, b: Block) {
+        let bad = (a.addr() & LINK_CHECK_MASK) | (b.addr() & LINK_CHECK_MASK);
+        if bad != 0 {
+            let culprit = if a.addr() & LINK_CHECK_MASK != 0 { a } else { b };
+            // SAFETY: `self` is the block holding the links (caller's contract).
+            unsafe { self.bad_link(culprit.addr()) }
         }
-        p
+    }
+
+    /// As [`Block::check_links`] for a trie `parent` word (a slot address,
+    /// an odd root number or 0).
+    #[inline(always)]
+    pub fn check_parent(self, parent: usize) {
+        if parent & PARENT_CHECK_MASK != 0 {
+            // SAFETY: `self` is the block holding the link (caller's contract).
+            unsafe { self.bad_link(parent) }
+        }
     }
 
     #[cold]
@@ -363,23 +397,6 @@ impl Block {
     pub unsafe fn set_next_free(self, b: Block, key: usize) {
         // SAFETY: every block has room for two links (MIN_SIZE).
         unsafe { self.set_word(NEXT_FREE, b.0 as usize ^ key) }
-    }
-
-    /// The second data word, raw: the fastcache keeps its check value there.
-    ///
-    /// # Safety
-    /// `self` is a used or cached block (every block has two data words).
-    #[inline(always)]
-    pub unsafe fn mark_word(self) -> usize {
-        // SAFETY: caller's contract.
-        unsafe { self.word(NEXT_FREE) }
-    }
-    /// # Safety
-    /// As [`Block::mark_word`].
-    #[inline(always)]
-    pub unsafe fn set_mark_word(self, v: usize) {
-        // SAFETY: caller's contract.
-        unsafe { self.set_word(NEXT_FREE, v) }
     }
 
     /// The trie slot pointing at this node (see `free_lists::Parent`).
@@ -434,12 +451,9 @@ impl Block {
     pub unsafe fn read_slot(slot: usize, key: usize) -> Block {
         // SAFETY: caller's contract.
         let raw = unsafe { (slot as *const usize).read() };
-        let p = raw ^ key;
-        if p & LINK_CHECK_MASK != 0 {
-            // SAFETY: the owner of a child slot is a live large free block.
-            unsafe { Block::slot_owner(slot).bad_link(p) }
-        }
-        Block(p as *mut usize)
+        let p = Block((raw ^ key) as *mut usize);
+        Block::slot_owner(slot).check_links(p, Block::NULL);
+        p
     }
     /// # Safety
     /// As [`Block::read_slot`].

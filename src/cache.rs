@@ -1,19 +1,18 @@
 //! The fastcache: recently freed small blocks kept, still tagged used, on one
 //! LIFO stack per size, so the next request for that size is a pop.
 //!
-//! A cached block's first data word is its stack link, XORed with the heap's
-//! secret; its second is a check word derived from its address and the
-//! secret (PHP 8.4's shadow pointer, in spirit). A pop verifies the check
-//! word before following the link, so a write into a freed block is caught;
-//! a free finding the check word already in place looks the block up on its
-//! stack and reports a double free (glibc's tcache key works this way).
+//! With protection on (`Heap::protect`), a cached block carries `CACHED_BIT` in its own tag (not in the mirror in
+//! the next block's `prev`), so freeing it again fails `efree`'s tag check
+//! and is reported as a double free. Its first data word is its stack link,
+//! XORed with the heap's secret and checked when decoded, so a forged or
+//! overwritten link is reported instead of followed.
 //!
 //! Cached blocks are not coalesced and stay counted in `Accounting::size`;
 //! `usage` subtracts `cached`. The cache holds at most `CACHE_SIZE` bytes and
 //! is flushed into the free lists when the memory limit or the storage would
 //! otherwise fail (PHP's `zend_mm_free_cache`).
 
-use crate::block::Block;
+use crate::block::{Block, Tag, CACHED_BIT};
 use crate::free_lists::NUM_BUCKETS;
 
 /// Bytes the cache may hold (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit).
@@ -27,18 +26,30 @@ pub struct FastCache {
     /// (debug modes and tools want every free on the slow path).
     budget: usize,
     secret: usize,
+    /// Protection on: links are checked when decoded and cached blocks carry
+    /// `CACHED_BIT` (see `Heap::protect`).
+    checked: bool,
     pub hits: u64,
     /// Counted by the heap's slow path (small requests the cache missed).
     pub misses: u64,
 }
 
 impl FastCache {
+    /// A cache with protection `checked`, holding blocks only when `enabled`.
+    pub const fn configured(checked: bool, enabled: bool) -> FastCache {
+        let mut c = FastCache::new();
+        c.checked = checked;
+        c.budget = if enabled { CACHE_SIZE } else { 0 };
+        c
+    }
+
     pub const fn new() -> FastCache {
         FastCache {
             heads: [Block::NULL; NUM_BUCKETS],
             cached: 0,
             budget: CACHE_SIZE,
             secret: 0,
+            checked: true,
             hits: 0,
             misses: 0,
         }
@@ -55,6 +66,11 @@ impl FastCache {
         self.cached < self.budget
     }
 
+    /// Protection on or off; only while the cache is empty.
+    pub fn set_checked(&mut self, on: bool) {
+        self.checked = on;
+    }
+
     /// Switches the cache on or off; it must be empty.
     pub fn set_enabled(&mut self, on: bool) {
         self.budget = if on { CACHE_SIZE } else { 0 };
@@ -66,46 +82,44 @@ impl FastCache {
         self.secret = secret;
     }
 
-    /// The check word a cached block `b` carries.
-    #[inline(always)]
-    pub fn check_word(&self, b: Block) -> usize {
-        b.addr().rotate_left(29) ^ self.secret ^ 0x5a5a_0f0f_c3c3_9696
-    }
-
-    /// Pops a block of bucket `index`, or null.
+    /// Pops a block of bucket `index`, or null; it gets the plain used tag
+    /// `used` (size and the request's used bits).
     ///
     /// # Safety
     /// Cached blocks are live used blocks (I3); `index < NUM_BUCKETS`.
     #[inline(always)]
-    pub unsafe fn pop(&mut self, index: usize, size: usize) -> Block {
+    pub unsafe fn pop(&mut self, index: usize, used: Tag) -> Block {
         let b = self.heads[index & (NUM_BUCKETS - 1)];
         if !b.is_null() {
             // SAFETY: caller's contract; the link is checked as it is decoded.
             unsafe {
-                if b.mark_word() != self.check_word(b) {
-                    overwritten(b);
+                let next = b.prev_free(self.secret);
+                if self.checked {
+                    b.check_links(next, Block::NULL);
+                    b.set_tag_only(used);
                 }
-                self.heads[index & (NUM_BUCKETS - 1)] = b.prev_free(self.secret);
-                b.set_mark_word(0);
+                self.heads[index & (NUM_BUCKETS - 1)] = next;
             }
-            self.cached -= size;
+            self.cached -= used.size();
             self.hits += 1;
         }
         b
     }
 
     /// # Safety
-    /// `b` is a used block of `size` bytes in bucket `index`, on no stack.
+    /// `b` is a used block with tag `tag` in bucket `index`, on no stack.
     #[inline(always)]
-    pub unsafe fn push(&mut self, b: Block, index: usize, size: usize) {
+    pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag) {
         let slot = self.heads[index & (NUM_BUCKETS - 1)];
-        // SAFETY: caller's contract; link and check word live in `b`'s data.
+        // SAFETY: caller's contract; the link lives in `b`'s data.
         unsafe {
             b.set_prev_free(slot, self.secret);
-            b.set_mark_word(self.check_word(b));
+            if self.checked {
+                b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
+            }
         }
         self.heads[index & (NUM_BUCKETS - 1)] = b;
-        self.cached += size;
+        self.cached += tag.size();
     }
 
     /// Is `b` (a used block of bucket `index`) on its stack? For the double
@@ -133,7 +147,11 @@ impl FastCache {
     #[inline]
     pub unsafe fn next_in_stack(&self, b: Block) -> Block {
         // SAFETY: caller's contract; the link is checked as it is decoded.
-        unsafe { b.prev_free(self.secret) }
+        unsafe {
+            let next = b.prev_free(self.secret);
+            b.check_links(next, Block::NULL);
+            next
+        }
     }
 
     /// Re-encodes every cached block's link and check word for `new` secret.
@@ -145,7 +163,6 @@ impl FastCache {
                 unsafe {
                     let next = self.next_in_stack(b);
                     b.set_prev_free(next, new);
-                    b.set_mark_word(b.addr().rotate_left(29) ^ new ^ 0x5a5a_0f0f_c3c3_9696);
                     b = next;
                 }
             }
@@ -173,20 +190,6 @@ impl FastCache {
     }
 }
 
-/// A cached block's check word changed: something wrote into it after it
-/// was freed.
-#[cold]
-#[inline(never)]
-fn overwritten(b: Block) -> ! {
-    // SAFETY: cached blocks are used blocks with a readable tag (I3).
-    let size = unsafe { b.tag().size() };
-    crate::report::corrupted(
-        "freed block written to while in the fastcache (use after free)",
-        b.data(),
-        size,
-    )
-}
-
 impl Default for FastCache {
     fn default() -> FastCache {
         FastCache::new()
@@ -196,14 +199,13 @@ impl Default for FastCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::Tag;
 
     #[test]
     fn stacks_are_lifo_per_bucket_and_count_bytes() {
         let mut mem = vec![0usize; 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         let mut c = FastCache::new();
-        // SAFETY: three 32/40-byte blocks laid out inside `mem`.
+        // SAFETY: three 32/48-byte blocks laid out inside `mem`.
         unsafe {
             let (a, b, d) = (
                 Block::at(base, 0),
@@ -213,14 +215,16 @@ mod tests {
             for x in [a, b, d] {
                 x.set_tag_only(Tag::used(32));
             }
-            c.push(a, 0, 32);
-            c.push(b, 0, 32);
-            c.push(d, 1, 40);
-            assert_eq!(c.cached(), 104);
-            assert_eq!(c.pop(0, 32), b);
-            assert_eq!(c.pop(0, 32), a);
-            assert!(c.pop(0, 32).is_null());
-            assert_eq!((c.hits, c.cached()), (2, 40));
+            c.push(a, 0, Tag::used(32));
+            c.push(b, 0, Tag::used(32));
+            c.push(d, 1, Tag::used(48));
+            assert!(b.tag().is_cached() && !b.tag().is_used());
+            assert_eq!(c.cached(), 112);
+            assert_eq!(c.pop(0, Tag::used(32)), b);
+            assert_eq!(b.tag(), Tag::used(32));
+            assert_eq!(c.pop(0, Tag::used(32)), a);
+            assert!(c.pop(0, Tag::used(32)).is_null());
+            assert_eq!((c.hits, c.cached()), (2, 48));
             let heads = c.take_all();
             assert_eq!(heads[1], d);
             assert_eq!(c.cached(), 0);
@@ -232,7 +236,7 @@ mod tests {
         let mut c = FastCache::new();
         let mut mem = vec![0usize; 8];
         // SAFETY: one block inside `mem`, pushed with a fake size to reach the budget.
-        unsafe { c.push(Block::at(mem.as_mut_ptr().cast(), 0), 0, CACHE_SIZE) };
+        unsafe { c.push(Block::at(mem.as_mut_ptr().cast(), 0), 0, Tag::used(CACHE_SIZE)) };
         assert!(!c.has_room());
     }
 }

@@ -249,6 +249,7 @@ impl FreeLists {
                 }
                 let dir = key >> TOP_BIT;
                 let child = node.child(dir, self.secret);
+                node.check_links(child, Block::NULL);
                 if child.is_null() {
                     node.set_child(dir, b, self.secret);
                     b.set_parent(node.child_slot(dir), self.secret);
@@ -322,6 +323,7 @@ impl FreeLists {
         // SAFETY: caller's contract; each link is checked before it is written through.
         unsafe {
             let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
+            b.check_links(prev, next);
             let linked_from_prev = if prev.is_null() {
                 self.small[i] == b
             } else {
@@ -350,6 +352,7 @@ impl FreeLists {
         // SAFETY: caller's contract; links checked before use.
         unsafe {
             let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
+            b.check_links(prev, next);
             let from_prev = if prev.is_null() {
                 self.rest_head == b
             } else {
@@ -379,6 +382,13 @@ impl FreeLists {
             }
             self.rest_count -= 1;
         }
+    }
+
+    /// `link`, read from `holder`, after checking it can be a block.
+    #[inline(always)]
+    fn follow(&self, holder: Block, link: Block) -> Block {
+        holder.check_links(link, Block::NULL);
+        link
     }
 
     /// The block in the slot a trie `parent` value names: a root in this
@@ -415,6 +425,7 @@ impl FreeLists {
         // back (ring) or is a trie child of a live node (I3).
         unsafe {
             let (prev, next) = (b.prev_free(self.secret), b.next_free(self.secret));
+            b.check_links(prev, next);
             if prev != b {
                 // A ring member, or a node with ring members: unlink from the ring.
                 if prev.next_free(self.secret) != b || next.prev_free(self.secret) != b {
@@ -436,6 +447,7 @@ impl FreeLists {
             let mut leaf = Block::read_slot(rp, self.secret);
             if leaf.is_null() {
                 let parent = b.parent(self.secret);
+                b.check_parent(parent);
                 if self.slot_get(parent) != b {
                     corrupted("free list links broken (large tree)", b.data(), size);
                 }
@@ -468,6 +480,7 @@ impl FreeLists {
         // SAFETY: caller's contract; children are live trie nodes (I3).
         unsafe {
             let parent = node.parent(self.secret);
+            node.check_parent(parent);
             if self.slot_get(parent) != node {
                 corrupted(
                     "free list links broken (large tree)",
@@ -531,7 +544,7 @@ impl FreeLists {
                 loop {
                     let size = node.tag().size();
                     if size == true_size {
-                        return node.next_free(self.secret);
+                        return self.follow(node, node.next_free(self.secret));
                     }
                     if size > true_size && size < best_size {
                         best_size = size;
@@ -540,17 +553,17 @@ impl FreeLists {
                     if key >> TOP_BIT == 0 {
                         // Everything under child[1] is larger than `true_size`.
                         if !node.child(1, self.secret).is_null() {
-                            rst = node.child(1, self.secret);
+                            rst = self.follow(node, node.child(1, self.secret));
                         }
                         if node.child(0, self.secret).is_null() {
                             break;
                         }
-                        node = node.child(0, self.secret);
+                        node = self.follow(node, node.child(0, self.secret));
                     } else {
                         if node.child(1, self.secret).is_null() {
                             break;
                         }
-                        node = node.child(1, self.secret);
+                        node = self.follow(node, node.child(1, self.secret));
                     }
                     key <<= 1;
                 }
@@ -558,19 +571,19 @@ impl FreeLists {
                 while !node.is_null() {
                     let size = node.tag().size();
                     if size == true_size {
-                        return node.next_free(self.secret);
+                        return self.follow(node, node.next_free(self.secret));
                     }
                     if size < best_size {
                         best_size = size;
                         best = node;
                     }
-                    node = node.child(
-                        usize::from(node.child(0, self.secret).is_null()),
-                        self.secret,
+                    node = self.follow(
+                        node,
+                        node.child(usize::from(node.child(0, self.secret).is_null()), self.secret),
                     );
                 }
                 if !best.is_null() {
-                    return best.next_free(self.secret);
+                    return self.follow(best, best.next_free(self.secret));
                 }
                 bitmap >>= 1;
                 if bitmap == 0 {
@@ -585,9 +598,9 @@ impl FreeLists {
             let mut best = node;
             let mut best_size = node.tag().size();
             loop {
-                node = node.child(
-                    usize::from(node.child(0, self.secret).is_null()),
-                    self.secret,
+                node = self.follow(
+                    node,
+                    node.child(usize::from(node.child(0, self.secret).is_null()), self.secret),
                 );
                 if node.is_null() {
                     break;
@@ -597,7 +610,7 @@ impl FreeLists {
                     best = node;
                 }
             }
-            best.next_free(self.secret)
+            self.follow(best, best.next_free(self.secret))
         }
     }
 
@@ -620,7 +633,7 @@ impl FreeLists {
                     best_size = size;
                     best = b;
                 }
-                b = b.prev_free(self.secret);
+                b = self.follow(b, b.prev_free(self.secret));
             }
         }
         best

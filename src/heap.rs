@@ -86,7 +86,7 @@ impl Heap {
     /// A heap with `config`, holding no segment yet.
     pub const fn with_config(config: Config) -> Heap {
         Heap {
-            cache: FastCache::new(),
+            cache: FastCache::configured(config.protect, !config.debug.on),
             acct: Accounting::new(),
             lists: FreeLists::new(),
             segments: SegmentList::new(),
@@ -122,7 +122,7 @@ impl Heap {
                 self.storage = c.storage;
                 self.segment_size = c.segment_size;
                 self.compact_size = c.compact_size;
-                self.protect = c.protect;
+                self.set_protect(c.protect);
                 self.set_debug(c.debug);
             }
             Err(text) => crate::report::startup_error(&text),
@@ -162,7 +162,10 @@ impl Heap {
             (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
         };
         // SAFETY: cached blocks are live used blocks (I3).
-        let b = unsafe { self.cache.pop(bucket_index(ts), ts) };
+        let b = unsafe {
+            self.cache
+                .pop(bucket_index(ts), Tag::used_with(ts, self.used_bits))
+        };
         if b.is_null() {
             ptr::null_mut()
         } else {
@@ -348,8 +351,34 @@ impl Heap {
         unsafe {
             let tag = b.tag();
             let size = tag.size();
-            if !tag.is_used() || size < MIN_SIZE || size > self.max_segment {
-                let why = if tag.is_free() && size >= MIN_SIZE && size <= self.max_segment {
+            if tag.kind() == self.used_bits
+                && size >= MIN_SIZE
+                && size <= self.max_segment
+                && b.plus(size).prev_tag() == tag
+            {
+                return b;
+            }
+            self.diagnose(b, p, op)
+        }
+    }
+
+    /// Names the check a block failed in `used_block`.
+    ///
+    /// # Safety
+    /// As [`Heap::used_block`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn diagnose(&self, b: Block, p: *mut u8, op: &str) -> ! {
+        // SAFETY: as in `used_block`.
+        unsafe {
+            let tag = b.tag();
+            let size = tag.size();
+            let sane = size >= MIN_SIZE && size <= self.max_segment;
+            if tag.is_cached() && sane && b.plus(size).prev_tag() == tag.uncached() {
+                self.bad_block(op, p, size, "is already in the fastcache (double free)", 0);
+            }
+            if !tag.is_used() || !sane {
+                let why = if tag.is_free() && sane {
                     "points at a free block (freed twice?)"
                 } else {
                     "has no block header before it (a pointer zendmm did not hand out?)"
@@ -366,18 +395,8 @@ impl Heap {
                     after.raw() ^ tag.raw(),
                 );
             }
-            if tag.kind() != self.used_bits {
-                self.bad_block(op, p, size, "belongs to a request that has ended", 0);
-            }
-            if self.protect
-                && crate::free_lists::is_small(size)
-                && b.mark_word() == self.cache.check_word(b)
-                && self.cache.holds(b, bucket_index(size))
-            {
-                self.bad_block(op, p, size, "is already in the fastcache (double free)", 0);
-            }
+            self.bad_block(op, p, size, "belongs to a request that has ended", 0)
         }
-        b
     }
 
     /// Reports a block that failed `used_block`; `diff` (when non-zero) is
@@ -403,10 +422,10 @@ impl Heap {
         // SAFETY: caller's contract.
         unsafe {
             // Fast path: a used small block of this request goes on its
-            // fastcache stack. With protection on, the tag after the block
-            // must still mirror its own (an overflow changes it first) and
-            // the block must not carry the cache's check word already (a
-            // double free); either failure goes to the slow path to be named.
+            // fastcache stack. A cached block (double free) or one of an
+            // ended request fails the kind check; with protection on, the
+            // tag after the block must still mirror its own (an overflow
+            // changes it first). Failures go to the slow path to be named.
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
             let size = tag.size();
@@ -414,11 +433,9 @@ impl Heap {
                 && size >= MIN_SIZE
                 && is_small(size)
                 && self.cache.has_room()
-                && (!self.protect
-                    || (b.plus(size).prev_tag() == tag
-                        && b.mark_word() != self.cache.check_word(b)))
+                && (!self.protect || b.plus(size).prev_tag() == tag)
             {
-                self.cache.push(b, bucket_index(size), size);
+                self.cache.push(b, bucket_index(size), tag);
                 return;
             }
             self.free_slow(p);
@@ -460,6 +477,7 @@ impl Heap {
     ///
     /// # Safety
     /// `b` is a block of `size` bytes that nothing references any more.
+    #[inline]
     unsafe fn release(&mut self, mut b: Block, mut size: usize) {
         // SAFETY: caller's contract; neighbours exist by I1/I4.
         unsafe {
@@ -563,9 +581,7 @@ impl Heap {
                 self.used_block(p, "erealloc");
             }
             let orig = tag.size();
-            if self.protect
-                && (b.plus(orig).prev_tag() != tag || b.mark_word() == self.cache.check_word(b))
-            {
+            if self.protect && b.plus(orig).prev_tag() != tag {
                 self.used_block(p, "erealloc");
             }
             let ts = self.checked_true_size(size)?;
@@ -574,10 +590,12 @@ impl Heap {
                 return Ok(NonNull::new_unchecked(p));
             }
             if is_small(ts) {
-                let nb = self.cache.pop(bucket_index(ts), ts);
+                let nb = self
+                    .cache
+                    .pop(bucket_index(ts), Tag::used_with(ts, self.used_bits));
                 if !nb.is_null() {
                     ptr::copy_nonoverlapping(p, nb.data(), (orig - HEADER_SIZE).min(copy));
-                    self.cache.push(b, bucket_index(orig), orig);
+                    self.cache.push(b, bucket_index(orig), tag);
                     return Ok(NonNull::new_unchecked(nb.data()));
                 }
             }
@@ -842,12 +860,25 @@ impl Heap {
         false
     }
 
-    fn is_cached(&self, b: Block) -> bool {
-        // SAFETY: cached blocks are live used blocks (I3).
+    /// Is used block `b` resting in the fastcache? Its tag says so when
+    /// protection is on; otherwise its stack is walked.
+    pub(crate) fn is_cached(&self, b: Block) -> bool {
+        // SAFETY: `b` is a block of a live segment; cached blocks are live (I3).
         unsafe {
-            let size = b.tag().size();
-            is_small(size) && self.cache.holds(b, bucket_index(size))
+            let t = b.tag();
+            if self.protect {
+                t.is_cached()
+            } else {
+                is_small(t.size()) && self.cache.holds(b, bucket_index(t.size()))
+            }
         }
+    }
+
+    /// Switches protection; only while the heap holds no segment.
+    pub(crate) fn set_protect(&mut self, on: bool) {
+        self.protect = on;
+        self.cache.set_checked(on);
+        self.renew_secret();
     }
 
     /// Draws a new link key (when protection is on) and the epoch-free used

@@ -51,6 +51,30 @@ pub(crate) fn set_current_heap(h: *mut zend_mm_heap) -> *mut zend_mm_heap {
     CURRENT.swap(h, Ordering::Relaxed)
 }
 
+/// A forked child must not share its parent's link key (PHP 8.4 re-seeds it
+/// the same way): re-key the process heap and the current heap.
+extern "C" fn refresh_keys_in_child() {
+    let (p, c) = (process_heap(), current_heap());
+    // SAFETY: the child runs only the forking thread, so no other user of
+    // these heaps exists; both are live (see `heap_of`).
+    unsafe {
+        (*heap_of(p)).refresh_secret();
+        if c != p {
+            (*heap_of(c)).refresh_secret();
+        }
+    }
+}
+
+extern "C" fn register_fork_handler() {
+    // SAFETY: registers a plain function; nothing runs now.
+    unsafe { libc::pthread_atfork(None, None, Some(refresh_keys_in_child)) };
+}
+
+/// Runs at load time (ELF `.init_array`), before any heap can be used.
+#[used]
+#[link_section = ".init_array"]
+static REGISTER_FORK_HANDLER: extern "C" fn() = register_fork_handler;
+
 /// The core heap inside a C heap handle.
 ///
 /// Safety argument for every `(*heap_of(h))` and `(*h)` in this module: `h`
