@@ -53,6 +53,9 @@ rust-test:
 	$(call banner,"Rust tests (cargo test -p zendmm)")
 	$(CARGO) test -p zendmm --no-fail-fast
 
+# The stress test runs threads.
+target/c_tests/test_stress: CFLAGS += -pthread
+
 target/c_tests/%: c_tests/%.c $(HEADERS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
