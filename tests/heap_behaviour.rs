@@ -216,7 +216,10 @@ fn overflowing_sizes_are_refused_before_any_work() {
         match h.alloc(n) {
             Err(MemError::OverflowAdd { size, overhead }) => {
                 assert_eq!((size, overhead), (n, SEG + 64));
-                assert!(size.checked_add(overhead).is_none(), "{size} + {overhead} fits");
+                assert!(
+                    size.checked_add(overhead).is_none(),
+                    "{size} + {overhead} fits"
+                );
             }
             Err(MemError::Limit { .. }) | Err(MemError::OutOfMemory { .. }) => {}
             other => panic!("{n}: {other:?}"),
