@@ -53,6 +53,9 @@ rust-test:
 	$(call banner,"Rust tests (cargo test -p zendmm)")
 	$(CARGO) test -p zendmm --no-fail-fast
 
+# The stress test runs threads.
+target/c_tests/test_stress: CFLAGS += -pthread
+
 target/c_tests/%: c_tests/%.c $(HEADERS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
@@ -63,6 +66,13 @@ c-test: $(C_TESTS)
 	@for t in $(C_TESTS); do \
 		echo "--> $$t"; \
 		./$$t || { echo "FAILED: $$t (exit $$?)"; exit 1; }; \
+	done
+	$(call banner,"C tests again with heap protection off (ZENDMM_PROTECT=0)")
+	@for t in $(C_TESTS); do \
+		echo "--> $$t (ZENDMM_PROTECT=0)"; \
+		ZENDMM_PROTECT=0 ./$$t > target/c_tests/last-unprotected.log 2>&1 \
+			|| { cat target/c_tests/last-unprotected.log; echo "FAILED: $$t with ZENDMM_PROTECT=0"; exit 1; }; \
+		tail -n 1 target/c_tests/last-unprotected.log; \
 	done
 
 # Stock php8.2 and libphp8.2 with and without LD_PRELOAD=libzendmm.so (php_tests/run.sh).

@@ -236,15 +236,14 @@ impl Heap {
     }
 
     /// The true size of a request, refusing sizes whose segment size would
-    /// overflow.
+    /// overflow. The message names the whole overhead that was added, so
+    /// the sum it shows really does overflow.
     #[inline]
     fn checked_true_size(&self, size: usize) -> Result<usize, MemError> {
-        match size.checked_add(HEADER_SIZE + SEGMENT_OVERHEAD + self.segment_size) {
+        let overhead = HEADER_SIZE + SEGMENT_OVERHEAD + self.segment_size;
+        match size.checked_add(overhead) {
             Some(_) => Ok(true_size(size).unwrap_or(usize::MAX)),
-            None => Err(MemError::OverflowAdd {
-                size,
-                overhead: self.segment_size,
-            }),
+            None => Err(MemError::OverflowAdd { size, overhead }),
         }
     }
 
@@ -253,7 +252,9 @@ impl Heap {
     fn segment_size_for(&self, ts: usize) -> (usize, bool) {
         if ts > self.segment_size - SEGMENT_OVERHEAD {
             let s = self.segment_size;
-            ((ts + SEGMENT_OVERHEAD + s - 1) & !(s - 1), true)
+            // `s - 1` first: for the largest size `checked_true_size` lets
+            // through, `ts + SEGMENT_OVERHEAD + s` is exactly 2^64.
+            ((ts + SEGMENT_OVERHEAD + (s - 1)) & !(s - 1), true)
         } else {
             (self.segment_size, false)
         }

@@ -213,13 +213,25 @@ fn overflowing_sizes_are_refused_before_any_work() {
         usize::MAX - 15,
         usize::MAX / 2 + 1,
         usize::MAX - SEG,
+        usize::MAX - SEG - 63,
     ] {
         match h.alloc(n) {
-            Err(MemError::OverflowAdd { size, .. }) => assert_eq!(size, n),
+            Err(MemError::OverflowAdd { size, overhead }) => {
+                assert_eq!((size, overhead), (n, SEG + 64));
+                assert!(
+                    size.checked_add(overhead).is_none(),
+                    "{size} + {overhead} fits"
+                );
+            }
             Err(MemError::Limit { .. }) | Err(MemError::OutOfMemory { .. }) => {}
             other => panic!("{n}: {other:?}"),
         }
     }
+    // The largest size that is tried at all goes as far as the limit check.
+    assert!(matches!(
+        h.alloc(usize::MAX - SEG - 64),
+        Err(MemError::Limit { .. })
+    ));
     assert_eq!(h.usage(true), SEG);
     h.validate().unwrap();
 }
