@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use zendmm::heap::Heap;
 use zendmm::storage::{self, Storage};
-use zendmm::{Config, Heap, MemError};
+use zendmm::{Config, MemError};
 
 /// splitmix64: small, fast and the same everywhere.
 struct Rng(u64);
