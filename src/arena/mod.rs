@@ -119,7 +119,7 @@ pub struct Heap {
 
 impl Heap {
     /// A heap with the default settings: segments of 256 KiB from libc's
-    /// `malloc`, no limit to speak of. It holds no memory until the first
+    /// `malloc`, no limit to speak of. It takes no segment until the first
     /// allocation.
     ///
     /// ```
@@ -375,6 +375,26 @@ impl Heap {
     /// assert_eq!((heap.usage(), heap.peak(), heap.segment_count()), (0, 0, 1));
     /// assert_eq!(heap.real_usage(), heap.segment_size());
     /// # Ok::<(), zendmm::MemError>(())
+    /// ```
+    ///
+    /// A leaked value, or a collection over `&Heap`, cannot be used after
+    /// a reset either:
+    ///
+    /// ```compile_fail,E0502
+    /// let mut heap = zendmm::Heap::new();
+    /// let n: &mut u64 = zendmm::HeapBox::leak(heap.alloc(1).unwrap());
+    /// heap.reset(); // error: `heap` is still borrowed by `n`
+    /// *n += 1;
+    /// ```
+    ///
+    /// ```compile_fail,E0502
+    /// use zendmm::allocator_api2::vec::Vec;
+    ///
+    /// let mut heap = zendmm::Heap::new();
+    /// let mut v: Vec<u8, &zendmm::Heap> = Vec::new_in(&heap);
+    /// v.push(1);
+    /// heap.reset(); // error: `heap` is still borrowed by `v`
+    /// v.push(2);
     /// ```
     pub fn reset(&mut self) {
         self.inner.get_mut().forget_all(true);
