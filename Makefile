@@ -92,6 +92,8 @@ demo: deps
 	@$(MAKE) --no-print-directory target/demo
 	$(call banner,"demo")
 	./target/demo
+	$(call banner,"examples/arena.rs: the safe Rust API")
+	$(CARGO) run --release --example arena
 
 clean:
 	$(CARGO) clean

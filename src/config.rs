@@ -81,8 +81,12 @@ pub fn use_zend_alloc() -> Result<bool, String> {
 /// How a heap is set up.
 #[derive(Clone, Copy)]
 pub struct Config {
+    /// Where segments come from (`ZEND_MM_MEM_TYPE`).
     pub storage: &'static dyn Storage,
+    /// Bytes of a regular segment, a power of two (`ZEND_MM_SEG_SIZE`).
     pub segment_size: usize,
+    /// A request whose real peak passed this compacts the storage at its
+    /// end; 0 never does (`ZEND_MM_COMPACT`).
     pub compact_size: usize,
     /// Keyed links and fastcache checks (`ZENDMM_PROTECT`).
     pub protect: bool,
@@ -91,6 +95,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// `malloc` storage, 256 KiB segments, compaction above 2 MiB.
     pub const DEFAULT: Config = Config {
         storage: &storage::Malloc,
         segment_size: SEGMENT_SIZE,

@@ -43,7 +43,9 @@ const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
 /// `set_limit` refused: the heap already holds more segment bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LimitBelowUsage {
+    /// The limit asked for (raised to one segment if it was smaller).
     pub limit: usize,
+    /// Bytes of segments the heap holds.
     pub real_usage: usize,
 }
 

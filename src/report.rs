@@ -13,20 +13,39 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemError {
     /// Taking `tried` more segment bytes would pass `memory_limit`.
-    Limit { limit: usize, tried: usize },
+    Limit {
+        /// The memory limit.
+        limit: usize,
+        /// Segment bytes the allocation needed.
+        tried: usize,
+    },
     /// The storage refused `tried` bytes with `allocated` already held.
-    OutOfMemory { allocated: usize, tried: usize },
+    OutOfMemory {
+        /// Segment bytes held.
+        allocated: usize,
+        /// Segment bytes asked for.
+        tried: usize,
+    },
     /// `nmemb * size + offset` does not fit a `size_t`.
     Overflow {
+        /// Number of elements.
         nmemb: usize,
+        /// Bytes per element.
         size: usize,
+        /// Bytes added.
         offset: usize,
     },
     /// `size + overhead` does not fit a `size_t`.
-    OverflowAdd { size: usize, overhead: usize },
+    OverflowAdd {
+        /// Bytes asked for.
+        size: usize,
+        /// Bytes added to them.
+        overhead: usize,
+    },
 }
 
 impl MemError {
+    /// The C ABI's error kind for this error (what a handler receives).
     pub fn kind(&self) -> zendmm_error_kind {
         match self {
             MemError::Limit { .. } => zendmm_error_kind::ZENDMM_ERROR_MEMORY_LIMIT,

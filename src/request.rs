@@ -34,22 +34,32 @@ impl Heap {
         if self.debug.on && self.debug.check_on_shutdown {
             self.debug_check_on_shutdown();
         }
-        let keep = self.release_all_segments(!full && reserve_fits);
-        self.lists.clear();
-        self.cache.clear();
-        // Nothing is linked now: a new key costs nothing, and a new epoch
-        // makes this request's blocks fail `efree` from now on.
-        self.renew_secret();
-        self.next_epoch();
-        self.acct.reset();
-        self.reserve = ptr::null_mut();
-        self.overflow = false;
+        self.forget_all(!full && reserve_fits);
         if full {
             return;
         }
         if self.compact_size != 0 && real_peak > self.compact_size {
             self.storage.compact();
         }
+        self.create_reserve();
+    }
+
+    /// Forgets every block by releasing whole segments, so the cost grows
+    /// with the number of segments only; counters and peaks restart, the
+    /// limit stays. With `keep_one`, one regular segment is kept, empty, for
+    /// the next request. The safe `zendmm::Heap::reset` is this without the
+    /// reserve.
+    pub(crate) fn forget_all(&mut self, keep_one: bool) {
+        let keep = self.release_all_segments(keep_one);
+        self.lists.clear();
+        self.cache.clear();
+        // Nothing is linked now: a new key costs nothing, and a new epoch
+        // makes the old blocks fail `efree` from now on.
+        self.renew_secret();
+        self.next_epoch();
+        self.acct.reset();
+        self.reserve = ptr::null_mut();
+        self.overflow = false;
         if !keep.is_null() {
             let size = self.segment_size;
             // SAFETY: `keep` is a segment of `size` bytes this heap still owns
@@ -61,7 +71,6 @@ impl Heap {
                 self.lists.add(first, size - SEGMENT_OVERHEAD);
             }
         }
-        self.create_reserve();
     }
 
     /// Gives every segment back to storage, except one of the regular size

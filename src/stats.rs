@@ -8,21 +8,36 @@ use crate::heap::Heap;
 pub struct Stats {
     /// `zend_memory_usage(0)`: bytes of blocks in use, headers included.
     pub usage: usize,
+    /// `zend_memory_peak_usage(0)`: the highest block usage since the
+    /// request began or the last peak reset (cached blocks included).
     pub peak: usize,
     /// `zend_memory_usage(1)`: bytes of segments.
     pub real_usage: usize,
+    /// `zend_memory_peak_usage(1)`: the highest segment bytes likewise.
     pub real_peak: usize,
+    /// The memory limit, in segment bytes.
     pub limit: usize,
+    /// Segments held.
     pub segments: usize,
+    /// Bytes of freed small blocks resting in the fastcache.
     pub cached_bytes: usize,
+    /// Blocks resting in the fastcache.
     pub cached_blocks: usize,
+    /// Bytes of free small blocks (the designated victim included).
     pub free_small_bytes: usize,
+    /// Free small blocks.
     pub free_small_blocks: usize,
+    /// Bytes of free large blocks (in the size trie).
     pub free_large_bytes: usize,
+    /// Free large blocks.
     pub free_large_blocks: usize,
+    /// Bytes of free remainders of dedicated segments (the rest list).
     pub free_rest_bytes: usize,
+    /// Free blocks on the rest list.
     pub free_rest_blocks: usize,
+    /// Small allocations served by the fastcache.
     pub cache_hits: u64,
+    /// Small allocations the fastcache could not serve.
     pub cache_misses: u64,
 }
 

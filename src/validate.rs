@@ -179,7 +179,8 @@ impl Heap {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Config, Heap};
+    use crate::heap::Heap;
+    use crate::Config;
 
     #[test]
     fn a_healthy_heap_has_no_problems() {

@@ -1,7 +1,8 @@
 //! One test per documented behaviour of the heap, through the Rust API.
 
+use zendmm::heap::Heap;
 use zendmm::storage::{MmapAnon, Storage};
-use zendmm::{Config, Heap, MemError};
+use zendmm::{Config, MemError};
 
 const SEG: usize = 256 * 1024;
 

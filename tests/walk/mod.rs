@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use zendmm::block::true_size;
-use zendmm::heap::LimitBelowUsage;
+use zendmm::heap::{Heap, LimitBelowUsage};
 use zendmm::segment::SEGMENT_OVERHEAD;
 use zendmm::storage::{self, Storage};
-use zendmm::{Config, Heap, MemError};
+use zendmm::{Config, MemError};
 
 /// Where the walk's choices come from: a seeded PRNG in the tests, the
 /// fuzzer's bytes in the fuzz target.
