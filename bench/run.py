@@ -254,8 +254,9 @@ def find_traces(args):
     return d, traces
 
 
-def plan_traces(args, traces, tmpdir, data, prog_tasks):
-    """Queues the trace cells; `data` collects the results."""
+def plan_traces(args, traces, tmpdir, data, prog_tasks, replay_all=True):
+    """Queues the trace cells (only the decompression unless `replay_all`);
+    `data` collects the results."""
     runs = args.runs or (1 if args.quick else 5)
     data["runs"] = runs
     data["cells"] = {}
@@ -274,12 +275,13 @@ def plan_traces(args, traces, tmpdir, data, prog_tasks):
                 plain[name] = out
             else:
                 plain[name] = path
+            data.setdefault("plain", {})[name] = plain[name]
         return task
 
     for name, path in traces:
         prog_tasks.append(("traces: decompressing %s" % name, decompress(name, path)))
 
-    for r in range(runs):
+    for r in range(runs if replay_all else 0):
         for ti, (name, _) in enumerate(traces):
             # Rotate the order every run so no allocator always goes first.
             k = (r + ti) % len(ALLOCS)
@@ -294,7 +296,7 @@ def plan_traces(args, traces, tmpdir, data, prog_tasks):
                     data["cells"].setdefault((name, alloc), []).append(res[0])
                 prog_tasks.append(("traces: %s on %s (run %d/%d)" % (name, LABEL[alloc], r + 1, runs), task))
 
-    if args.breakdown:
+    if args.breakdown and replay_all:
         for name, _ in traces:
             for alloc in ALLOCS:
                 def task(name=name, alloc=alloc):
@@ -742,6 +744,72 @@ def shutdown_targets(s):
              status(r <= T_SHUTDOWN))]
 
 
+
+# ---------------------------------------------------------------------------
+# Protection overhead
+# ---------------------------------------------------------------------------
+
+T_PROTECT = 1.01
+
+
+def plan_protect(args, traces, data, prog_tasks, tdata):
+    """zendmm on every trace with ZENDMM_PROTECT=1 and =0, interleaved."""
+    runs = args.runs or (1 if args.quick else 7)
+    data.update({"runs": runs, "cells": {}, "errors": {}})
+    for r in range(runs):
+        for name, _ in traces:
+            order = ("1", "0") if r % 2 == 0 else ("0", "1")
+            for mode in order:
+                def task(name=name, mode=mode):
+                    path = tdata.get("plain", {}).get(name)
+                    res, _, err = replay(["zendmm", path], {"ZENDMM_PROTECT": mode})
+                    if err:
+                        data["errors"][(name, mode)] = err
+                    else:
+                        data["cells"].setdefault((name, mode), []).append(res[0]["ns_per_event"])
+                prog_tasks.append(("protection: %s with ZENDMM_PROTECT=%s (run %d/%d)"
+                                   % (name, mode, r + 1, runs), task))
+
+
+def protect_summary(traces, data):
+    s = {}
+    for name, _ in traces:
+        on, off = data["cells"].get((name, "1")), data["cells"].get((name, "0"))
+        if on and off:
+            s[name] = (min(on), min(off), ratio(min(on), min(off)))
+    return s
+
+
+def protect_section(data, s):
+    out = ["## Cost of heap protection", ""]
+    out.append(
+        "zendmm alone on every trace with `ZENDMM_PROTECT=1` (the default: fastcache double-free "
+        "tag, overflow check at free, links XORed with a per-heap key and checked when followed) and "
+        "`ZENDMM_PROTECT=0`, alternating, %d runs each; the fastest run of each is compared, which "
+        "is the figure least disturbed by other load on a shared machine. Safe unlinking, "
+        "boundary-tag checks on the slow paths and the request epoch stay on in both modes." % data["runs"])
+    out.append("")
+    rows = []
+    for name, (on, off, r) in s.items():
+        cell = fx(r, 3)
+        if r is not None and r > T_PROTECT:
+            cell = '<span style="color:red">%s</span>' % cell
+        rows.append([name, fnum(off, 2), fnum(on, 2), cell])
+    g = geomean([v[2] for v in s.values()])
+    rows.append(["**geometric mean**", "", "", fx(g, 3)])
+    out.append(md_table(["trace", "protection off: ns/event", "on: ns/event", "on / off"], rows))
+    out.append("")
+    return out
+
+
+def protect_targets(s):
+    g = geomean([v[2] for v in s.values()])
+    if g is None:
+        return [("protection overhead (geomean over traces)", "failed", "<= %.2fx" % T_PROTECT,
+                 status(False))]
+    return [("protection overhead (geomean over traces)", fx(g, 3), "<= %.2fx" % T_PROTECT,
+             status(g <= T_PROTECT))]
+
 # ---------------------------------------------------------------------------
 # Scale
 # ---------------------------------------------------------------------------
@@ -1078,7 +1146,7 @@ def main():
     ap.add_argument("--breakdown", action="store_true",
                     help="also run the by-operation breakdown of every trace (diagnosis)")
     ap.add_argument("--only", action="append", default=[],
-                    help="traces, e2e, shutdown, scale (repeatable or comma-separated)")
+                    help="traces, protect, e2e, shutdown, scale (repeatable or comma-separated)")
     ap.add_argument("--runs", type=int, help="runs per cell (default: 5 traces/e2e, 3 shutdown/scale)")
     ap.add_argument("--traces", help="trace directory (default: $TRACES, else ../shared/traces)")
     ap.add_argument("--out", help="output directory (default: bench/ for a full run, "
@@ -1088,10 +1156,10 @@ def main():
     only = set()
     for o in args.only:
         only.update(x.strip() for x in o.split(",") if x.strip())
-    known = {"traces", "e2e", "shutdown", "scale"}
+    known = {"traces", "protect", "e2e", "shutdown", "scale"}
     if only - known:
         ap.error("--only takes %s" % ", ".join(sorted(known)))
-    parts = [p for p in ("traces", "e2e", "shutdown", "scale") if not only or p in only]
+    parts = [p for p in ("traces", "protect", "e2e", "shutdown", "scale") if not only or p in only]
 
     for f in (REPLAY, ZENDMM_LIB):
         if not os.path.exists(f):
@@ -1110,17 +1178,19 @@ def main():
     started = datetime.datetime.now().astimezone()
     load0 = loadavg()
     tasks = []
-    tdata, edata, sdata, cdata = {}, {}, {}, {}
+    tdata, edata, sdata, cdata, pdata = {}, {}, {}, {}, {}
     traces = []
     tdir = None
     tmp = tempfile.TemporaryDirectory(prefix="zendmm-bench-")
-    if "traces" in parts:
+    if "traces" in parts or "protect" in parts:
         tdir, traces = find_traces(args)
         if not traces:
             sys.stderr.write("bench: no traces found (give TRACES=dir or --traces DIR); skipping trace replay\n")
-            parts.remove("traces")
+            parts = [p for p in parts if p not in ("traces", "protect")]
         else:
-            plan_traces(args, traces, tmp.name, tdata, tasks)
+            plan_traces(args, traces, tmp.name, tdata, tasks, replay_all="traces" in parts)
+            if "protect" in parts:
+                plan_protect(args, traces, pdata, tasks, tdata)
     if "e2e" in parts:
         plan_e2e(args, edata, tasks)
     if "shutdown" in parts:
@@ -1152,6 +1222,11 @@ def main():
                      "quick run" if args.quick else "partial run" if only else "make bench"))
         raw["traces"] = {"%s/%s" % k: v for k, v in tdata["cells"].items()}
         raw["trace_errors"] = {"%s/%s" % k: v for k, v in tdata["errors"].items()}
+    if "protect" in parts:
+        ps = protect_summary(traces, pdata)
+        targets += protect_targets(ps)
+        sections.append(protect_section(pdata, ps))
+        raw["protect"] = {"%s/%s" % k: v for k, v in pdata["cells"].items()}
     if "e2e" in parts:
         targets += e2e_targets(edata)
         sections.append(e2e_section(edata))
