@@ -349,13 +349,14 @@ bool zendmm_stats(const struct zend_mm_heap *heap, struct zendmm_heap_stats *out
 size_t zendmm_check_heap(const struct zend_mm_heap *heap);
 
 // Gives `heap` (NULL: the current heap) a new secret key and re-encodes
-// its free-list links with it (PHP 8.4's name). zendmm already calls it for
+// its free-list links with it (PHP 8.4 calls this `zend_mm_refresh_key_child`;
+// 8.2 has no such symbol, so ours has a `zendmm_` name). zendmm already calls it for
 // the process heap and the current heap in every forked child; call it for
 // other heaps a child keeps using.
 //
 // # Safety
 // `heap` is NULL or a live heap, not in use by another thread.
-void zend_mm_refresh_key_child(struct zend_mm_heap *heap);
+void zendmm_refresh_key(struct zend_mm_heap *heap);
 
 // `malloc` that never fails quietly; `len == 0` may return NULL.
 //

@@ -154,5 +154,5 @@ extern "C" {
     pub fn zendmm_set_error_handler(handler: zendmm_error_handler) -> zendmm_error_handler;
     pub fn zendmm_stats(heap: *const zend_mm_heap, out: *mut zendmm_heap_stats) -> bool;
     pub fn zendmm_check_heap(heap: *const zend_mm_heap) -> size_t;
-    pub fn zend_mm_refresh_key_child(heap: *mut zend_mm_heap);
+    pub fn zendmm_refresh_key(heap: *mut zend_mm_heap);
 }

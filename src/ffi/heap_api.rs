@@ -283,14 +283,15 @@ pub unsafe extern "C" fn zendmm_check_heap(heap: *const zend_mm_heap) -> usize {
 }
 
 /// Gives `heap` (NULL: the current heap) a new secret key and re-encodes
-/// its free-list links with it (PHP 8.4's name). zendmm already calls it for
+/// its free-list links with it (PHP 8.4 calls this `zend_mm_refresh_key_child`;
+/// 8.2 has no such symbol, so ours has a `zendmm_` name). zendmm already calls it for
 /// the process heap and the current heap in every forked child; call it for
 /// other heaps a child keeps using.
 ///
 /// # Safety
 /// `heap` is NULL or a live heap, not in use by another thread.
 #[no_mangle]
-pub unsafe extern "C" fn zend_mm_refresh_key_child(heap: *mut zend_mm_heap) {
+pub unsafe extern "C" fn zendmm_refresh_key(heap: *mut zend_mm_heap) {
     let heap = if heap.is_null() { current_heap() } else { heap };
     // SAFETY: caller's contract; see `heap_of`.
     unsafe { (*heap_of(heap)).refresh_secret() };
