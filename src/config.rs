@@ -49,6 +49,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         accepts: "an integer; 0 hands request memory to libc malloc (still counted and limited)",
         meaning: "use zendmm's heap for request memory",
     },
+    EnvVar {
+        name: "ZENDMM_STATS",
+        default: "unset (no records)",
+        accepts: "a file path (created, appended to) or stderr",
+        meaning: "append one record line per request end (src/stat_log.rs)",
+    },
+    EnvVar {
+        name: "ZENDMM_CACHE_STAT",
+        default: "unset (no counters)",
+        accepts: "a file path (created, appended to) or stderr",
+        meaning: "count fastcache hits and misses per bucket; write PHP 5.3's table at full shutdown or exit",
+    },
 ];
 
 /// `USE_ZEND_ALLOC`: `Ok(false)` for 0, `Ok(true)` when unset or any other

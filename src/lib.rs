@@ -11,11 +11,13 @@
 //! `block` (boundary tags), `segment`, `storage`, `free_lists`, `cache`
 //! (fastcache), `accounting` (usage, peaks, limit), `heap` (alloc, free,
 //! realloc), `request` (startup, shutdown), `validate` (heap walker),
-//! `report` (PHP's messages, fatal errors), `ffi` (the C ABI).
+//! `report` (PHP's messages, fatal errors), `stats`, `cache_stat` and
+//! `stat_log` (statistics and their logs), `ffi` (the C ABI).
 
 pub mod accounting;
 pub mod block;
 pub mod cache;
+pub mod cache_stat;
 pub mod config;
 pub mod ffi;
 pub mod free_lists;
@@ -25,6 +27,7 @@ pub mod hotpatch;
 pub mod report;
 pub mod request;
 pub mod segment;
+pub mod stat_log;
 pub mod stats;
 pub mod storage;
 mod validate;
