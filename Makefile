@@ -79,6 +79,8 @@ c-test: $(C_TESTS)
 php-test: $(LIB)
 	$(call banner,"PHP tests (php_tests/run.sh: stock PHP 8.2 on zendmm)")
 	php_tests/run.sh
+	$(call banner,"PHP tests again with heap protection off (ZENDMM_PROTECT=0)")
+	ZENDMM_PROTECT=0 php_tests/run.sh
 
 abi-test:
 	$(call banner,"ABI check (ctest2: abi-test/src/decls.rs vs include/zendmm.h)")

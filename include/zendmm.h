@@ -30,8 +30,9 @@ struct zend_mm_storage {
     void *data;
 };
 
-// The version of `zendmm_heap_stats` this library fills.
-#define ZENDMM_STATS_VERSION 1
+// The version of `zendmm_heap_stats` this library fills. Version 2 added
+// `requests`.
+#define ZENDMM_STATS_VERSION 2
 
 // What kind of fatal error a handler is told about.
 typedef enum zendmm_error_kind {
@@ -70,8 +71,16 @@ typedef void *(*zend_mm_realloc_fn)(void *ptr, size_t size);
 // out-of-memory, as PHP does).
 typedef void (*zendmm_error_handler)(enum zendmm_error_kind kind, const char *message);
 
-// Heap figures. Set `size` to `sizeof(zendmm_heap_stats)` before calling
-// `zendmm_stats`; it sets `version`.
+// Heap figures, versioned: `size` and `version` come first and later
+// versions only add fields at the end. Set `size` to
+// `sizeof(zendmm_heap_stats)` before calling `zendmm_stats`; it fills the
+// fields that fit in `size` bytes (a program built against an older, smaller
+// struct gets those), sets `size` to the bytes it filled and `version` to
+// `ZENDMM_STATS_VERSION`.
+//
+// Free blocks are counted per bucket class, the three places a free block
+// can wait: *small* (the 64 exact-size buckets), *large* (the size trie)
+// and *rest* (the remainders of dedicated segments).
 typedef struct zendmm_heap_stats {
     size_t size;
     uint32_t version;
@@ -87,18 +96,23 @@ typedef struct zendmm_heap_stats {
     // Bytes and blocks held by the fastcache (freed, kept for reuse).
     size_t cached_bytes;
     size_t cached_blocks;
-    // Free blocks in the 64 small buckets (true size < 1056).
+    // Free blocks of the small class: the 64 exact-size buckets (true
+    // size < 1056), the designated victim included when it is that small.
     size_t free_small_bytes;
     size_t free_small_blocks;
-    // Free blocks in the large-size trie.
+    // Free blocks of the large class: the size trie.
     size_t free_large_bytes;
     size_t free_large_blocks;
-    // Free remainders of dedicated segments (the rest list).
+    // Free blocks of the rest class: remainders of dedicated segments.
     size_t free_rest_bytes;
     size_t free_rest_blocks;
-    // Allocations served from, and missed by, the fastcache.
+    // Allocations served from, and missed by, the fastcache, since the
+    // heap started.
     uint64_t cache_hits;
     uint64_t cache_misses;
+    // Version 2: requests this heap has ended (`shutdown_memory_manager`
+    // or `zend_mm_shutdown` without `full_shutdown`).
+    uint64_t requests;
 } zendmm_heap_stats;
 
 // PHP's result code: 0 (`SUCCESS`) or -1 (`FAILURE`).
@@ -240,8 +254,8 @@ bool zend_mm_is_fallible(void);
 // Not thread-safe.
 void zend_mm_set_fallible(bool fallible);
 
-// A new, independent heap configured from the environment, holding its
-// reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
+// A new, independent heap configured from the environment (statistics
+// logs included), holding its reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
 struct zend_mm_heap *zend_mm_startup(void);
 
 // A new heap taking its segments from `handlers` (PHP 8.2's signature):
@@ -333,8 +347,12 @@ struct zend_mm_heap *zend_mm_get_heap(void);
 zendmm_error_handler zendmm_set_error_handler(zendmm_error_handler handler);
 
 // Fills `*out` with the figures of `heap` (NULL: the current heap). The
-// caller sets `out->size = sizeof(zendmm_heap_stats)`; returns false, writing
-// nothing, when `out` is NULL or its size is too small.
+// caller sets `out->size = sizeof(zendmm_heap_stats)`. Every field that
+// fits whole in `out->size` bytes is filled, so a program built against an
+// older, smaller struct keeps working; `out->size` is then set to the bytes
+// filled and `out->version` to `ZENDMM_STATS_VERSION`. Returns false,
+// writing nothing, when `out` is NULL or `out->size` does not reach past
+// `version`.
 //
 // # Safety
 // `heap` is NULL or a live heap; `out` is NULL or points to `out->size` writable bytes.
@@ -468,8 +486,8 @@ size_t zend_memory_peak_usage(bool real_usage);
 void zend_memory_reset_peak_usage(void);
 
 // Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`; a bad value prints a message and
-// exits 255) and creates the 8 KiB reserve. Allocating before this call is
+// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`;
+// a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
 // allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 //
 // # Safety
@@ -478,7 +496,9 @@ void start_memory_manager(void);
 
 // Ends a request (`full_shutdown` false): every request block is released
 // in time proportional to the segments, counters restart, the reserve is
-// re-created. A full shutdown releases everything.
+// re-created; with `ZENDMM_STATS` the request's record is appended first.
+// A full shutdown releases everything (and writes the `ZENDMM_CACHE_STAT`
+// table).
 //
 // # Safety
 // No request block may be used afterwards.

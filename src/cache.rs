@@ -190,6 +190,21 @@ impl FastCache {
     }
 }
 
+/// Read-only views for statistics, kept apart from the push/pop paths.
+impl FastCache {
+    /// Blocks on the stack of bucket `index` (a walk of that stack).
+    pub fn len(&self, index: usize) -> usize {
+        let mut n = 0;
+        let mut b = self.heads[index];
+        while !b.is_null() {
+            n += 1;
+            // SAFETY: cached blocks are live used blocks (I3).
+            b = unsafe { self.next_in_stack(b) };
+        }
+        n
+    }
+}
+
 impl Default for FastCache {
     fn default() -> FastCache {
         FastCache::new()

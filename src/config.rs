@@ -62,6 +62,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         accepts: "comma-separated poison_alloc=BYTE, poison_free=BYTE, padding=N (0..4096), check_freelists_on_shutdown=0|1",
         meaning: "PHP 8.5's debug mode: poisoning, canaries past every block, heap check at shutdown",
     },
+    EnvVar {
+        name: "ZENDMM_STATS",
+        default: "unset (no records)",
+        accepts: "a file path (created, appended to) or stderr",
+        meaning: "append one record line per request end (src/stat_log.rs)",
+    },
+    EnvVar {
+        name: "ZENDMM_CACHE_STAT",
+        default: "unset (no counters)",
+        accepts: "a file path (created, appended to) or stderr",
+        meaning: "count fastcache hits and misses per bucket; write PHP 5.3's table at full shutdown or exit",
+    },
 ];
 
 /// `USE_ZEND_ALLOC`: `Ok(false)` for 0, `Ok(true)` when unset or any other

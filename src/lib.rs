@@ -46,7 +46,8 @@
 //! `block` (boundary tags), `segment`, `storage`, `free_lists`, `cache`
 //! (fastcache), `accounting` (usage, peaks, limit), `heap` (alloc, free,
 //! realloc), `request` (startup, shutdown), `validate` (heap walker),
-//! `report` (PHP's messages, fatal errors), `ffi` (the C ABI); `arena` is
+//! `report` (PHP's messages, fatal errors), `stats`, `cache_stat` and
+//! `stat_log` (statistics and their logs), `ffi` (the C ABI); `arena` is
 //! the safe [`Heap`], `persistent` the global allocator.
 
 #![warn(missing_docs)]
@@ -58,6 +59,8 @@ mod arena;
 pub mod block;
 #[doc(hidden)]
 pub mod cache;
+#[doc(hidden)]
+pub mod cache_stat;
 #[doc(hidden)]
 pub mod config;
 #[doc(hidden)]
@@ -78,6 +81,8 @@ pub mod report;
 pub mod request;
 #[doc(hidden)]
 pub mod segment;
+#[doc(hidden)]
+pub mod stat_log;
 #[doc(hidden)]
 pub mod stats;
 pub mod storage;

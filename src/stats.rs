@@ -54,15 +54,7 @@ impl Heap {
             lists.large_blocks += 1;
             lists.large_bytes += lists.dv_bytes;
         }
-        let mut cached_blocks = 0;
-        for i in 0..NUM_BUCKETS {
-            let mut b = self.cache.head(i);
-            while !b.is_null() {
-                cached_blocks += 1;
-                // SAFETY: cached blocks are live used blocks (I3).
-                b = unsafe { self.cache.next_in_stack(b) };
-            }
-        }
+        let cached_blocks = (0..NUM_BUCKETS).map(|i| self.cache.len(i)).sum();
         Stats {
             usage: self.usage(false),
             peak: self.peak_usage(false),

@@ -49,7 +49,7 @@ pub struct zend_mm_storage {
     pub data: *mut c_void,
 }
 
-pub const ZENDMM_STATS_VERSION: u32 = 1;
+pub const ZENDMM_STATS_VERSION: u32 = 2;
 
 #[repr(C)]
 #[derive(Copy, Clone)]
@@ -72,6 +72,7 @@ pub struct zendmm_heap_stats {
     pub free_rest_blocks: size_t,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub requests: u64,
 }
 
 extern "C" {

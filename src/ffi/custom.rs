@@ -1,9 +1,10 @@
 //! Custom handlers (`zend_mm_set_custom_handlers`, used by profilers) and
 //! the tracked mode of `USE_ZEND_ALLOC=0`: libc malloc with usage counted and
 //! `memory_limit` enforced, so PHP under valgrind or ASan still sees its limit.
+//! Heaps counting cache statistics (`ffi::observe`) are routed here too.
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
-use super::{complete, current_heap, heap_of, php, raise};
+use super::{complete, current_heap, heap_of, observe, php, raise};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
@@ -127,7 +128,8 @@ fn count_alloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> bool {
     raise(heap_of(h), MemError::Limit { limit, tried: size })
 }
 
-/// `_emalloc` on a heap that is not zendmm's own.
+/// `_emalloc` on a routed heap: custom handlers, tracked malloc, or zendmm
+/// with cache statistics counted.
 #[cold]
 pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
     // SAFETY: see `heap_of`.
@@ -140,11 +142,12 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
         }
         Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
+        Custom::None => observe::alloc(h, size, fallible),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
     }
 }
 
-/// `_efree` on a heap that is not zendmm's own.
+/// `_efree` on a routed heap.
 ///
 /// # Safety
 /// `p` came from the same heap's `malloc`/`realloc`.
@@ -155,12 +158,13 @@ pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
         match (*h).custom {
             Custom::Std { free: Some(f), .. } => f(p),
             Custom::Tracked => tracked_free(&mut *super::heap_of(h), p),
+            Custom::None => observe::free(h, p),
             _ => (*super::heap_of(h)).free(p.cast()),
         }
     }
 }
 
-/// `_erealloc` on a heap that is not zendmm's own.
+/// `_erealloc` on a routed heap.
 ///
 /// # Safety
 /// `p` is NULL or came from the same heap's `malloc`/`realloc`.
@@ -191,6 +195,8 @@ pub(crate) unsafe fn realloc(
                 unsafe { tracked_realloc(heap, p, size) }
             })
         }
+        // SAFETY: caller's contract.
+        Custom::None => unsafe { observe::realloc(h, p, size, copy, fallible) },
         // SAFETY: caller's contract.
         _ => complete(h, fallible, |heap| unsafe {
             heap.realloc2(p.cast(), size, copy)
@@ -224,7 +230,7 @@ pub unsafe extern "C" fn zend_mm_set_custom_handlers(
         }
     };
     // SAFETY: caller's contract.
-    unsafe { (*heap).custom = custom };
+    unsafe { (*heap).set_custom(custom) };
 }
 
 /// Writes `heap`'s custom handlers, or NULLs when it has none.

@@ -11,7 +11,7 @@ use libc::{c_char, c_void};
 #[inline(always)]
 pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
     // SAFETY: see `heap_of`.
-    if !unsafe { (*h).custom }.is_none() {
+    if unsafe { (*h).routed } {
         return custom::malloc(h, size, fallible);
     }
     // SAFETY: see `heap_of`.
@@ -37,7 +37,7 @@ pub(crate) unsafe fn efree_on(h: *mut zend_mm_heap, p: *mut c_void) {
     }
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        if !(*h).custom.is_none() {
+        if (*h).routed {
             return custom::free(h, p);
         }
         (*heap_of(h)).free(p.cast())
@@ -56,7 +56,7 @@ pub(crate) unsafe fn erealloc_on(
 ) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        if !(*h).custom.is_none() {
+        if (*h).routed {
             return custom::realloc(h, p, size, copy, fallible);
         }
         complete(h, fallible, |heap| heap.realloc2(p.cast(), size, copy))

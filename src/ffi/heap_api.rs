@@ -6,20 +6,23 @@ use super::types::{
     zend_mm_handlers, zend_mm_heap, zend_mm_storage, zendmm_error_handler, zendmm_heap_stats,
     ZENDMM_STATS_VERSION,
 };
-use super::{current_heap, heap_of, process_heap, set_current_heap};
+use super::{current_heap, heap_of, observe, process_heap, set_current_heap};
 use crate::config::Config;
 use crate::heap::Heap;
 use crate::report;
 use crate::storage::Storage;
+use core::mem::{offset_of, size_of};
 use libc::c_void;
 
-/// A new, independent heap configured from the environment, holding its
-/// reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
+/// A new, independent heap configured from the environment (statistics
+/// logs included), holding its reserve. Free it with `zend_mm_shutdown(heap, 1, 1)`.
 #[no_mangle]
 pub extern "C" fn zend_mm_startup() -> *mut zend_mm_heap {
     let mut h = Box::new(zend_mm_heap::new(Heap::lazy_from_env()));
     h.heap.start();
-    Box::into_raw(h)
+    let h = Box::into_raw(h);
+    observe::start(h);
+    h
 }
 
 /// A new heap taking its segments from `handlers` (PHP 8.2's signature):
@@ -113,6 +116,7 @@ pub unsafe extern "C" fn zend_mm_shutdown(
     if heap.is_null() {
         return;
     }
+    observe::before_shutdown(heap, full_shutdown);
     // SAFETY: caller's contract; see `heap_of`.
     unsafe { (*heap_of(heap)).shutdown(full_shutdown, silent) };
     if full_shutdown && heap != process_heap() {
@@ -215,8 +219,12 @@ pub extern "C" fn zendmm_set_error_handler(handler: zendmm_error_handler) -> zen
 }
 
 /// Fills `*out` with the figures of `heap` (NULL: the current heap). The
-/// caller sets `out->size = sizeof(zendmm_heap_stats)`; returns false, writing
-/// nothing, when `out` is NULL or its size is too small.
+/// caller sets `out->size = sizeof(zendmm_heap_stats)`. Every field that
+/// fits whole in `out->size` bytes is filled, so a program built against an
+/// older, smaller struct keeps working; `out->size` is then set to the bytes
+/// filled and `out->version` to `ZENDMM_STATS_VERSION`. Returns false,
+/// writing nothing, when `out` is NULL or `out->size` does not reach past
+/// `version`.
 ///
 /// # Safety
 /// `heap` is NULL or a live heap; `out` is NULL or points to `out->size` writable bytes.
@@ -225,8 +233,14 @@ pub unsafe extern "C" fn zendmm_stats(
     heap: *const zend_mm_heap,
     out: *mut zendmm_heap_stats,
 ) -> bool {
-    // SAFETY: caller's contract.
-    if out.is_null() || unsafe { (*out).size } < core::mem::size_of::<zendmm_heap_stats>() {
+    if out.is_null() {
+        return false;
+    }
+    // SAFETY: caller's contract: `size` is readable.
+    let room = unsafe { (*out).size };
+    // Every field after `version` is 8 bytes wide: fill whole ones only.
+    let filled = room.min(size_of::<zendmm_heap_stats>()) & !7;
+    if filled < offset_of!(zendmm_heap_stats, usage) {
         return false;
     }
     let heap = if heap.is_null() {
@@ -235,9 +249,9 @@ pub unsafe extern "C" fn zendmm_stats(
         heap.cast_mut()
     };
     // SAFETY: caller's contract; see `heap_of` (shared use only).
-    let s = unsafe { (*heap_of(heap)).stats() };
+    let (s, requests) = unsafe { ((*heap_of(heap)).stats(), (*heap).observe.requests) };
     let st = zendmm_heap_stats {
-        size: core::mem::size_of::<zendmm_heap_stats>(),
+        size: filled,
         version: ZENDMM_STATS_VERSION,
         usage: s.usage,
         peak: s.peak,
@@ -255,9 +269,12 @@ pub unsafe extern "C" fn zendmm_stats(
         free_rest_blocks: s.free_rest_blocks,
         cache_hits: s.cache_hits,
         cache_misses: s.cache_misses,
+        requests,
     };
-    // SAFETY: checked non-null and large enough above.
-    unsafe { out.write(st) };
+    // SAFETY: `out` has `room >= filled` writable bytes (caller's contract).
+    unsafe {
+        core::ptr::copy_nonoverlapping((&raw const st).cast::<u8>(), out.cast::<u8>(), filled)
+    };
     true
 }
 

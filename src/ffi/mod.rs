@@ -12,6 +12,7 @@ pub mod custom;
 pub mod emalloc;
 pub mod fallible;
 pub mod heap_api;
+pub mod observe;
 pub mod persistent;
 pub mod php;
 pub mod storage_ex;

@@ -25,6 +25,12 @@ pub struct zend_mm_heap {
     pub(crate) max_allocs: u64,
     /// The storage of a heap made by `zend_mm_startup_ex`.
     pub(crate) ext_storage: Option<Box<crate::ffi::storage_ex::ExtStorage>>,
+    /// `_emalloc` & co. leave the fast path: custom handlers, tracked
+    /// malloc or counted cache statistics. One flag, so the fast path tests
+    /// one byte whatever is switched on.
+    pub(crate) routed: bool,
+    /// `ZENDMM_STATS` and `ZENDMM_CACHE_STAT` (see `ffi::observe`).
+    pub(crate) observe: crate::ffi::observe::Observe,
 }
 
 impl zend_mm_heap {
@@ -36,7 +42,19 @@ impl zend_mm_heap {
             hard_limit_percent: -1,
             max_allocs: 0,
             ext_storage: None,
+            routed: false,
+            observe: crate::ffi::observe::Observe::new(),
         }
+    }
+
+    /// Sets who serves `_emalloc` & co., keeping `routed` in step.
+    pub(crate) fn set_custom(&mut self, custom: Custom) {
+        self.custom = custom;
+        self.update_routing();
+    }
+
+    pub(crate) fn update_routing(&mut self) {
+        self.routed = !self.custom.is_none() || self.observe.counts_cache();
     }
 }
 
@@ -143,11 +161,20 @@ pub enum zendmm_error_kind {
 pub type zendmm_error_handler =
     Option<unsafe extern "C" fn(kind: zendmm_error_kind, message: *const c_char)>;
 
-/// The version of `zendmm_heap_stats` this library fills.
-pub const ZENDMM_STATS_VERSION: u32 = 1;
+/// The version of `zendmm_heap_stats` this library fills. Version 2 added
+/// `requests`.
+pub const ZENDMM_STATS_VERSION: u32 = 2;
 
-/// Heap figures. Set `size` to `sizeof(zendmm_heap_stats)` before calling
-/// `zendmm_stats`; it sets `version`.
+/// Heap figures, versioned: `size` and `version` come first and later
+/// versions only add fields at the end. Set `size` to
+/// `sizeof(zendmm_heap_stats)` before calling `zendmm_stats`; it fills the
+/// fields that fit in `size` bytes (a program built against an older, smaller
+/// struct gets those), sets `size` to the bytes it filled and `version` to
+/// `ZENDMM_STATS_VERSION`.
+///
+/// Free blocks are counted per bucket class, the three places a free block
+/// can wait: *small* (the 64 exact-size buckets), *large* (the size trie)
+/// and *rest* (the remainders of dedicated segments).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct zendmm_heap_stats {
@@ -165,16 +192,21 @@ pub struct zendmm_heap_stats {
     /// Bytes and blocks held by the fastcache (freed, kept for reuse).
     pub cached_bytes: usize,
     pub cached_blocks: usize,
-    /// Free blocks in the 64 small buckets (true size < 1056).
+    /// Free blocks of the small class: the 64 exact-size buckets (true
+    /// size < 1056), the designated victim included when it is that small.
     pub free_small_bytes: usize,
     pub free_small_blocks: usize,
-    /// Free blocks in the large-size trie.
+    /// Free blocks of the large class: the size trie.
     pub free_large_bytes: usize,
     pub free_large_blocks: usize,
-    /// Free remainders of dedicated segments (the rest list).
+    /// Free blocks of the rest class: remainders of dedicated segments.
     pub free_rest_bytes: usize,
     pub free_rest_blocks: usize,
-    /// Allocations served from, and missed by, the fastcache.
+    /// Allocations served from, and missed by, the fastcache, since the
+    /// heap started.
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Version 2: requests this heap has ended (`shutdown_memory_manager`
+    /// or `zend_mm_shutdown` without `full_shutdown`).
+    pub requests: u64,
 }

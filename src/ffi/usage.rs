@@ -1,7 +1,7 @@
 //! Limits, statistics and lifecycle of the current heap.
 
 use super::types::{zend_result, Custom, FAILURE, SUCCESS};
-use super::{current_heap, custom, heap_of, php};
+use super::{current_heap, custom, heap_of, observe, php};
 use crate::config;
 use crate::report;
 use core::sync::atomic::Ordering;
@@ -76,8 +76,8 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 }
 
 /// Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`; a bad value prints a message and
-/// exits 255) and creates the 8 KiB reserve. Allocating before this call is
+/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`;
+/// a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
 /// allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 ///
 /// # Safety
@@ -86,6 +86,7 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 pub unsafe extern "C" fn start_memory_manager() {
     let h = current_heap();
     php::in_php();
+    observe::start(h);
     match config::use_zend_alloc() {
         // SAFETY: see `heap_of`.
         Ok(true) => unsafe { (*heap_of(h)).start() },
@@ -94,7 +95,7 @@ pub unsafe extern "C" fn start_memory_manager() {
             unsafe {
                 (*heap_of(h)).apply_env();
                 (*heap_of(h)).shutdown(true, true);
-                (*h).custom = Custom::Tracked;
+                (*h).set_custom(Custom::Tracked);
             }
         }
         Err(text) => report::startup_error(&text),
@@ -103,13 +104,16 @@ pub unsafe extern "C" fn start_memory_manager() {
 
 /// Ends a request (`full_shutdown` false): every request block is released
 /// in time proportional to the segments, counters restart, the reserve is
-/// re-created. A full shutdown releases everything.
+/// re-created; with `ZENDMM_STATS` the request's record is appended first.
+/// A full shutdown releases everything (and writes the `ZENDMM_CACHE_STAT`
+/// table).
 ///
 /// # Safety
 /// No request block may be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn shutdown_memory_manager(silent: bool, full_shutdown: bool) {
     let h = current_heap();
+    observe::before_shutdown(h, full_shutdown);
     // SAFETY: see `heap_of`. A tracked heap keeps no segment or reserve.
     unsafe {
         let tracked = matches!((*h).custom, Custom::Tracked);
