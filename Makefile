@@ -20,7 +20,8 @@ C_TESTS := $(patsubst c_tests/%.c,target/c_tests/%,$(wildcard c_tests/*.c))
 
 banner = @printf '\n==> %s\n' $(1)
 
-.PHONY: all header deps test rust-test c-test php-test abi-test demo clean FORCE
+.PHONY: all header deps test rust-test c-test php-test abi-test demo clean FORCE \
+        test-valgrind test-asan
 
 all: $(LIB)
 
@@ -69,6 +70,33 @@ c-test: $(C_TESTS)
 php-test: $(LIB)
 	$(call banner,"PHP tests (php_tests/run.sh: stock PHP 8.2 on zendmm)")
 	php_tests/run.sh
+
+# Memory tools (tool_tests/run.sh, README "Valgrind and ASan"): the C tests,
+# PHP on zendmm and tool_tests/tool_misuse.c under memcheck; the C tests and
+# tool_misuse.c built with gcc's AddressSanitizer. tool_misuse is not a C test
+# (c_tests/ runs it nowhere): its misuses only mean something under a tool.
+ASAN_CFLAGS ?= -std=c11 -Wall -Wextra -Werror -Wpedantic -O1 -g -fsanitize=address -fno-omit-frame-pointer
+C_TESTS_ASAN := $(patsubst c_tests/%.c,target/c_tests_asan/%,$(wildcard c_tests/*.c))
+
+target/c_tests_asan/%: c_tests/%.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+target/tool_tests/tool_misuse: tool_tests/tool_misuse.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+target/tool_tests/tool_misuse_asan: tool_tests/tool_misuse.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+test-valgrind: $(C_TESTS) target/tool_tests/tool_misuse
+	$(call banner,"valgrind memcheck (tool_tests/run.sh valgrind)")
+	tool_tests/run.sh valgrind
+
+test-asan: $(C_TESTS_ASAN) target/tool_tests/tool_misuse_asan
+	$(call banner,"AddressSanitizer (tool_tests/run.sh asan)")
+	tool_tests/run.sh asan
 
 abi-test:
 	$(call banner,"ABI check (ctest2: abi-test/src/decls.rs vs include/zendmm.h)")

@@ -466,7 +466,8 @@ impl Heap {
             if is_small(ts) {
                 let nb = self.cache.pop(bucket_index(ts), ts);
                 if !nb.is_null() {
-                    ptr::copy_nonoverlapping(p, nb.data(), (orig - HEADER_SIZE).min(copy));
+                    // tool hook (tool.rs): the fresh block is still protected.
+                    crate::tool::copy_to_fresh_block(p, nb.data(), (orig - HEADER_SIZE).min(copy));
                     self.cache.push(b, bucket_index(orig), orig);
                     return Ok(NonNull::new_unchecked(nb.data()));
                 }
@@ -626,7 +627,8 @@ impl Heap {
         // bytes, larger than `b`'s data.
         unsafe {
             let len = (b.tag().size() - HEADER_SIZE).min(copy);
-            ptr::copy_nonoverlapping(b.data(), q.as_ptr(), len);
+            // tool hook (tool.rs): the fresh block is still protected.
+            crate::tool::copy_to_fresh_block(b.data(), q.as_ptr(), len);
             self.free(b.data());
         }
         self.acct.peak = peak.max(self.acct.size);

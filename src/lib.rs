@@ -27,6 +27,7 @@ pub mod request;
 pub mod segment;
 pub mod stats;
 pub mod storage;
+mod tool;
 mod validate;
 
 pub use config::Config;

@@ -3,7 +3,7 @@
 //! `memory_limit` enforced, so PHP under valgrind or ASan still sees its limit.
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
-use super::{complete, current_heap, heap_of, php, raise};
+use super::{complete, current_heap, heap_of, php, raise, tooled};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
@@ -140,6 +140,7 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
         }
         Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
+        _ if crate::tool::active() => tooled::malloc(h, size, fallible),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
     }
 }
@@ -155,6 +156,7 @@ pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
         match (*h).custom {
             Custom::Std { free: Some(f), .. } => f(p),
             Custom::Tracked => tracked_free(&mut *super::heap_of(h), p),
+            _ if crate::tool::active() => tooled::free(h, p),
             _ => (*super::heap_of(h)).free(p.cast()),
         }
     }
@@ -192,6 +194,8 @@ pub(crate) unsafe fn realloc(
             })
         }
         // SAFETY: caller's contract.
+        _ if crate::tool::active() => unsafe { tooled::realloc(h, p, size, copy, fallible) },
+        // SAFETY: caller's contract.
         _ => complete(h, fallible, |heap| unsafe {
             heap.realloc2(p.cast(), size, copy)
         }),
@@ -215,7 +219,7 @@ pub unsafe extern "C" fn zend_mm_set_custom_handlers(
         return;
     }
     let custom = if _malloc.is_none() && _free.is_none() && _realloc.is_none() {
-        Custom::None
+        tooled::own_custom()
     } else {
         Custom::Std {
             malloc: _malloc,
@@ -266,5 +270,5 @@ pub unsafe extern "C" fn zend_mm_get_custom_handlers(
 #[no_mangle]
 pub extern "C" fn zend_mm_is_custom_heap(_new_heap: *mut zend_mm_heap) -> bool {
     // SAFETY: see `heap_of`.
-    unsafe { !(*current_heap()).custom.is_none() }
+    unsafe { !(*current_heap()).custom.is_zendmm() }
 }

@@ -25,6 +25,8 @@ pub struct zend_mm_heap {
     pub(crate) max_allocs: u64,
     /// The storage of a heap made by `zend_mm_startup_ex`.
     pub(crate) ext_storage: Option<Box<crate::ffi::storage_ex::ExtStorage>>,
+    /// The storage wrapper of a heap valgrind or ASan watches (`tooled.rs`).
+    pub(crate) tool_storage: Option<Box<crate::tool::ToolStorage>>,
 }
 
 impl zend_mm_heap {
@@ -36,6 +38,7 @@ impl zend_mm_heap {
             hard_limit_percent: -1,
             max_allocs: 0,
             ext_storage: None,
+            tool_storage: None,
         }
     }
 }
@@ -53,12 +56,21 @@ pub(crate) enum Custom {
     },
     /// `USE_ZEND_ALLOC=0`: libc malloc, counted and limited.
     Tracked,
+    /// zendmm itself, under valgrind or ASan: every operation goes through
+    /// `tooled.rs`, which tells the tool about the blocks.
+    Tool,
 }
 
 impl Custom {
     #[inline(always)]
     pub(crate) fn is_none(self) -> bool {
         matches!(self, Custom::None)
+    }
+
+    /// Request memory is zendmm's own (with or without a tool watching).
+    #[inline(always)]
+    pub(crate) fn is_zendmm(self) -> bool {
+        matches!(self, Custom::None | Custom::Tool)
     }
 }
 
