@@ -44,6 +44,8 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory c-test
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory php-test
 	@$(MAKE) --no-print-directory install-test
 	@$(MAKE) --no-print-directory abi-test

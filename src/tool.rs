@@ -13,7 +13,8 @@
 //!   header and is reported, and so is a read of a freed block.
 //!
 //! Which tool is decided once, when the library is loaded: valgrind when
-//! `RUNNING_ON_VALGRIND`, ASan when the process has
+//! `RUNNING_ON_VALGRIND` with memcheck as the tool (under callgrind, massif
+//! and the others zendmm runs as usual), ASan when the process has
 //! `__asan_poison_memory_region` (looked up with `dlsym`). With neither,
 //! nothing here runs and the heaps keep their inline fast paths.
 //!
@@ -53,7 +54,7 @@ static ASAN_UNPOISON: AtomicUsize = AtomicUsize::new(0);
 type AsanRegionFn = unsafe extern "C" fn(*const c_void, usize);
 
 extern "C" {
-    // csrc/valgrind_shim.c
+    // csrc/valgrind_shim.c; `running` means memcheck is the tool.
     fn zendmm_vg_running() -> libc::c_uint;
     fn zendmm_vg_quiet(on: libc::c_int);
     fn zendmm_vg_malloclike(p: *const c_void, n: usize);
