@@ -16,7 +16,6 @@ use core::sync::atomic::Ordering;
 #[no_mangle]
 pub unsafe extern "C" fn zend_set_memory_limit(memory_limit: usize) -> zend_result {
     let limit = memory_limit.min(i64::MAX as usize);
-    // SAFETY: see `heap_of`.
     match super::tooled::quietly(current_heap(), |heap| heap.set_limit(limit)) {
         Ok(()) => SUCCESS,
         Err(_) => FAILURE,
