@@ -20,7 +20,8 @@ C_TESTS := $(patsubst c_tests/%.c,target/c_tests/%,$(wildcard c_tests/*.c))
 
 banner = @printf '\n==> %s\n' $(1)
 
-.PHONY: all header deps test rust-test c-test php-test abi-test demo clean FORCE
+.PHONY: all header deps test rust-test c-test php-test abi-test demo clean FORCE \
+        test-valgrind test-asan
 
 all: $(LIB)
 
@@ -43,6 +44,8 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory c-test
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory php-test
 	@$(MAKE) --no-print-directory install-test
 	@$(MAKE) --no-print-directory abi-test
@@ -81,6 +84,33 @@ php-test: $(LIB)
 	php_tests/run.sh
 	$(call banner,"PHP tests again with heap protection off (ZENDMM_PROTECT=0)")
 	ZENDMM_PROTECT=0 php_tests/run.sh
+
+# Memory tools (tool_tests/run.sh, README "Valgrind and ASan"): the C tests,
+# PHP on zendmm and tool_tests/tool_misuse.c under memcheck; the C tests and
+# tool_misuse.c built with gcc's AddressSanitizer. tool_misuse is not a C test
+# (c_tests/ runs it nowhere): its misuses only mean something under a tool.
+ASAN_CFLAGS ?= -std=c11 -Wall -Wextra -Werror -Wpedantic -O1 -g -fsanitize=address -fno-omit-frame-pointer
+C_TESTS_ASAN := $(patsubst c_tests/%.c,target/c_tests_asan/%,$(wildcard c_tests/*.c))
+
+target/c_tests_asan/%: c_tests/%.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+target/tool_tests/tool_misuse: tool_tests/tool_misuse.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+target/tool_tests/tool_misuse_asan: tool_tests/tool_misuse.c $(HEADERS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
+
+test-valgrind: $(C_TESTS) target/tool_tests/tool_misuse
+	$(call banner,"valgrind memcheck (tool_tests/run.sh valgrind)")
+	tool_tests/run.sh valgrind
+
+test-asan: $(C_TESTS_ASAN) target/tool_tests/tool_misuse_asan
+	$(call banner,"AddressSanitizer (tool_tests/run.sh asan)")
+	tool_tests/run.sh asan
 
 abi-test:
 	$(call banner,"ABI check (ctest2: abi-test/src/decls.rs vs include/zendmm.h)")

@@ -12,7 +12,8 @@
 //! committed header that has fallen behind.
 //!
 //! It also compiles the C glue for running inside PHP 8.2.36
-//! (csrc/php_glue.c, see `build_php_glue`).
+//! (csrc/php_glue.c, see `build_php_glue`) and the valgrind client-request
+//! shim (csrc/valgrind_shim.c, see `build_valgrind_shim`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
 
     build_php_glue(&crate_dir);
+    build_valgrind_shim(&crate_dir);
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .unwrap_or_else(|e| panic!("cannot read cbindgen.toml: {e}"));
@@ -101,6 +103,30 @@ fn build_php_glue(crate_dir: &Path) {
         "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
         csrc.join("exports.map").display()
     );
+}
+
+/// Compiles csrc/valgrind_shim.c, the client requests src/tool.rs sends
+/// when the library runs under valgrind. Without valgrind's headers
+/// (`valgrind/memcheck.h`, Debian's `valgrind` package) the shim says "not
+/// under valgrind" and the library still builds; ASan support does not need
+/// it.
+fn build_valgrind_shim(crate_dir: &Path) {
+    let shim = crate_dir.join("csrc").join("valgrind_shim.c");
+    println!("cargo:rerun-if-changed={}", shim.display());
+    let mut build = cc::Build::new();
+    build
+        .file(&shim)
+        .flag_if_supported("-std=gnu11")
+        .warnings(true)
+        .extra_warnings(true);
+    if !Path::new("/usr/include/valgrind/memcheck.h").is_file() {
+        println!(
+            "cargo:warning=zendmm: /usr/include/valgrind/memcheck.h not found; valgrind will not \
+             see zendmm's blocks (install valgrind to fix)"
+        );
+        build.define("ZENDMM_NO_VALGRIND", None);
+    }
+    build.compile("zendmm_valgrind_shim");
 }
 
 /// The include directories of PHP 8.2 headers that have 8.2.35+'s

@@ -13,7 +13,11 @@
  *       start_memory_manager() called before fn;
  *   return th_report("NAME");
  *       prints "NAME: N passed, M failed" as the last line and returns M,
- *       so each program's exit status is its failure count.
+ *       so each program's exit status is its failure count;
+ *   SKIP_UNDER_VALGRIND("why");
+ *       at the top of a test that misuses the heap on purpose: under
+ *       valgrind (make test-valgrind) memcheck reports the misuse before
+ *       zendmm can, so the test says why and returns.
  *
  * Everything goes to stdout except the children's stderr, which is
  * captured. Needs POSIX (compile with -D_GNU_SOURCE).
@@ -34,7 +38,12 @@
 
 #include "zendmm.h"
 
-#include "zendmm.h"
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TH_HAVE_VALGRIND 1
+#endif
+#endif
 
 static int th_passed;
 static int th_failed;
@@ -92,6 +101,23 @@ static inline int th_check_str(const char *a, const char *b, int prefix, const c
 		fn();                                                                \
 		printf("[%s] %s\n", th_failed == th_failed_before_ ? "ok" : "FAIL", #fn); \
 		fflush(stdout);                                                      \
+	} while (0)
+
+static inline int th_on_valgrind(void)
+{
+#ifdef TH_HAVE_VALGRIND
+	return RUNNING_ON_VALGRIND != 0;
+#else
+	return 0;
+#endif
+}
+
+#define SKIP_UNDER_VALGRIND(why)                                             \
+	do {                                                                     \
+		if (th_on_valgrind()) {                                              \
+			printf("  skipped under valgrind: %s\n", why);                   \
+			return;                                                          \
+		}                                                                    \
 	} while (0)
 
 static inline int th_report(const char *name)

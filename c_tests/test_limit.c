@@ -136,6 +136,10 @@ static int storage_fails(void *arg)
 	return 0;
 }
 
+/* The block the failing __zend_realloc keeps: the child exits with it, and
+ * LeakSanitizer (make test-asan) must see it is still referenced. */
+static void *volatile realloc_victim; /* volatile: the store must happen */
+
 static int persistent_oom(void *arg)
 {
 	int how = *(const int *)arg;
@@ -144,7 +148,10 @@ static int persistent_oom(void *arg)
 	case 0: p = __zend_malloc(SIZE_MAX / 2); break;
 	case 1: p = pemalloc(SIZE_MAX / 2, 1); break;
 	case 2: p = __zend_calloc(SIZE_MAX / 4, 2); break;
-	default: p = __zend_realloc(__zend_malloc(16), SIZE_MAX / 2); break;
+	default:
+		realloc_victim = __zend_malloc(16);
+		p = __zend_realloc(realloc_victim, SIZE_MAX / 2);
+		break;
 	}
 	free(p);
 	return 0;

@@ -207,7 +207,7 @@ impl Heap {
         unsafe {
             let (_, old) = self.debug_checked(p, "erealloc");
             let q = self.debug_alloc(size)?;
-            ptr::copy_nonoverlapping(p, q.as_ptr(), old.min(size).min(copy));
+            crate::tool::copy_to_fresh_block(p, q.as_ptr(), old.min(size).min(copy));
             self.debug_free(p);
             Ok(q)
         }

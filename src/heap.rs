@@ -597,7 +597,8 @@ impl Heap {
                     .cache
                     .pop(bucket_index(ts), Tag::used_with(ts, self.used_bits));
                 if !nb.is_null() {
-                    ptr::copy_nonoverlapping(p, nb.data(), (orig - HEADER_SIZE).min(copy));
+                    // tool hook (tool.rs): the fresh block is still protected.
+                    crate::tool::copy_to_fresh_block(p, nb.data(), (orig - HEADER_SIZE).min(copy));
                     self.cache.push(b, bucket_index(orig), tag);
                     return Ok(NonNull::new_unchecked(nb.data()));
                 }
@@ -754,7 +755,8 @@ impl Heap {
         // bytes, larger than `b`'s data.
         unsafe {
             let len = (b.tag().size() - HEADER_SIZE).min(copy);
-            ptr::copy_nonoverlapping(b.data(), q.as_ptr(), len);
+            // tool hook (tool.rs): the fresh block is still protected.
+            crate::tool::copy_to_fresh_block(b.data(), q.as_ptr(), len);
             self.free(b.data());
         }
         self.acct.peak = peak.max(self.acct.size);

@@ -86,6 +86,7 @@ pub mod stat_log;
 #[doc(hidden)]
 pub mod stats;
 pub mod storage;
+mod tool;
 mod validate;
 
 pub use allocator_api2;

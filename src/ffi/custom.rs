@@ -4,7 +4,7 @@
 //! Heaps counting cache statistics (`ffi::observe`) are routed here too.
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
-use super::{complete, current_heap, heap_of, observe, php, raise};
+use super::{complete, current_heap, heap_of, observe, php, raise, tooled};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
@@ -142,6 +142,7 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
         }
         Custom::Tracked if !count_alloc(h, size, fallible) => core::ptr::null_mut(),
         Custom::Tracked => complete(h, fallible, |heap| tracked_alloc(heap, size)),
+        _ if crate::tool::active() => tooled::malloc(h, size, fallible),
         Custom::None => observe::alloc(h, size, fallible),
         _ => complete(h, fallible, |heap| heap.alloc(size)),
     }
@@ -158,6 +159,7 @@ pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
         match (*h).custom {
             Custom::Std { free: Some(f), .. } => f(p),
             Custom::Tracked => tracked_free(&mut *super::heap_of(h), p),
+            _ if crate::tool::active() => tooled::free(h, p),
             Custom::None => observe::free(h, p),
             _ => (*super::heap_of(h)).free(p.cast()),
         }
@@ -196,6 +198,8 @@ pub(crate) unsafe fn realloc(
             })
         }
         // SAFETY: caller's contract.
+        _ if crate::tool::active() => unsafe { tooled::realloc(h, p, size, copy, fallible) },
+        // SAFETY: caller's contract.
         Custom::None => unsafe { observe::realloc(h, p, size, copy, fallible) },
         // SAFETY: caller's contract.
         _ => complete(h, fallible, |heap| unsafe {
@@ -221,7 +225,7 @@ pub unsafe extern "C" fn zend_mm_set_custom_handlers(
         return;
     }
     let custom = if _malloc.is_none() && _free.is_none() && _realloc.is_none() {
-        Custom::None
+        tooled::own_custom()
     } else {
         Custom::Std {
             malloc: _malloc,
@@ -272,5 +276,5 @@ pub unsafe extern "C" fn zend_mm_get_custom_handlers(
 #[no_mangle]
 pub extern "C" fn zend_mm_is_custom_heap(_new_heap: *mut zend_mm_heap) -> bool {
     // SAFETY: see `heap_of`.
-    unsafe { !(*current_heap()).custom.is_none() }
+    unsafe { !(*current_heap()).custom.is_zendmm() }
 }

@@ -258,9 +258,9 @@ pub unsafe extern "C" fn _zend_mem_block_size(ptr: *mut c_void) -> usize {
     let h = current_heap();
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        if ptr.is_null() || !(*h).custom.is_none() {
+        if ptr.is_null() || !(*h).custom.is_zendmm() {
             return 0;
         }
-        (*heap_of(h)).block_size(ptr.cast())
+        super::tooled::quietly(h, |heap| heap.block_size(ptr.cast()))
     }
 }

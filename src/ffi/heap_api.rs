@@ -2,9 +2,10 @@
 
 use super::emalloc::{efree_on, emalloc_on, erealloc_on};
 use super::storage_ex::ExtStorage;
+use super::tooled;
 use super::types::{
     zend_mm_handlers, zend_mm_heap, zend_mm_storage, zendmm_error_handler, zendmm_heap_stats,
-    ZENDMM_STATS_VERSION,
+    Custom, ZENDMM_STATS_VERSION,
 };
 use super::{current_heap, heap_of, observe, process_heap, set_current_heap};
 use crate::config::Config;
@@ -19,8 +20,9 @@ use libc::c_void;
 #[no_mangle]
 pub extern "C" fn zend_mm_startup() -> *mut zend_mm_heap {
     let mut h = Box::new(zend_mm_heap::new(Heap::lazy_from_env()));
-    h.heap.start();
+    tooled::adopt_new(&mut h);
     let h = Box::into_raw(h);
+    start(h);
     observe::start(h);
     h
 }
@@ -56,8 +58,10 @@ pub unsafe extern "C" fn zend_mm_startup_ex(
         ..Config::DEFAULT
     })));
     h.ext_storage = Some(ext);
-    h.heap.start();
-    Box::into_raw(h)
+    tooled::adopt_new(&mut h);
+    let h = Box::into_raw(h);
+    start(h);
+    h
 }
 
 /// The storage of a heap made by `zend_mm_startup_ex`, else NULL.
@@ -82,8 +86,8 @@ pub unsafe extern "C" fn zend_mm_get_storage(heap: *mut zend_mm_heap) -> *mut ze
 #[no_mangle]
 pub unsafe extern "C" fn zend_mm_gc(heap: *mut zend_mm_heap) -> usize {
     // SAFETY: caller's contract.
-    match unsafe { heap.as_mut() } {
-        Some(h) if h.custom.is_none() => h.heap.gc(),
+    match unsafe { heap.as_ref() } {
+        Some(h) if h.custom.is_zendmm() => tooled::quietly(heap, |heap| heap.gc()),
         _ => 0,
     }
 }
@@ -98,7 +102,8 @@ pub unsafe extern "C" fn zend_mm_gc(heap: *mut zend_mm_heap) -> usize {
 pub unsafe extern "C" fn is_zend_ptr(ptr: *const c_void) -> bool {
     let h = current_heap();
     // SAFETY: see `heap_of`.
-    unsafe { (*h).custom.is_none() && (*heap_of(h)).is_live_ptr(ptr.cast()) }
+    let own = unsafe { (*h).custom.is_zendmm() };
+    own && tooled::quietly(h, |heap| heap.is_live_ptr(ptr.cast()))
 }
 
 /// Ends a request on `heap`, or with `full_shutdown` releases it entirely
@@ -117,8 +122,7 @@ pub unsafe extern "C" fn zend_mm_shutdown(
         return;
     }
     observe::before_shutdown(heap, full_shutdown);
-    // SAFETY: caller's contract; see `heap_of`.
-    unsafe { (*heap_of(heap)).shutdown(full_shutdown, silent) };
+    shutdown(heap, full_shutdown, silent);
     if full_shutdown && heap != process_heap() {
         if current_heap() == heap {
             set_current_heap(process_heap());
@@ -184,10 +188,10 @@ pub unsafe extern "C" fn _zend_mm_realloc2(
 pub unsafe extern "C" fn _zend_mm_block_size(heap: *mut zend_mm_heap, p: *mut c_void) -> usize {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        if p.is_null() || !(*heap).custom.is_none() {
+        if p.is_null() || !(*heap).custom.is_zendmm() {
             return 0;
         }
-        (*heap_of(heap)).block_size(p.cast())
+        tooled::quietly(heap, |h| h.block_size(p.cast()))
     }
 }
 
@@ -248,8 +252,9 @@ pub unsafe extern "C" fn zendmm_stats(
     } else {
         heap.cast_mut()
     };
+    let s = tooled::quietly(heap, |h| h.stats());
     // SAFETY: caller's contract; see `heap_of` (shared use only).
-    let (s, requests) = unsafe { ((*heap_of(heap)).stats(), (*heap).observe.requests) };
+    let requests = unsafe { (*heap).observe.requests };
     let st = zendmm_heap_stats {
         size: filled,
         version: ZENDMM_STATS_VERSION,
@@ -291,8 +296,7 @@ pub unsafe extern "C" fn zendmm_check_heap(heap: *const zend_mm_heap) -> usize {
     } else {
         heap.cast_mut()
     };
-    // SAFETY: caller's contract; see `heap_of` (shared use only).
-    let problems = unsafe { (*heap_of(heap)).check() };
+    let problems = tooled::quietly(heap, |h| h.check());
     for p in &problems {
         report::write_stderr(format!("zendmm_check_heap: {p}\n").as_bytes());
     }
@@ -312,4 +316,26 @@ pub unsafe extern "C" fn zendmm_refresh_key(heap: *mut zend_mm_heap) {
     let heap = if heap.is_null() { current_heap() } else { heap };
     // SAFETY: caller's contract; see `heap_of`.
     unsafe { (*heap_of(heap)).refresh_secret() };
+}
+
+/// Starts a heap's request (`Heap::start`), through the tool when one watches.
+pub(crate) fn start(h: *mut zend_mm_heap) {
+    // SAFETY: see `heap_of`.
+    if matches!(unsafe { (*h).custom }, Custom::Tool) {
+        tooled::start(h);
+    } else {
+        // SAFETY: see `heap_of`.
+        unsafe { (*heap_of(h)).start() }
+    }
+}
+
+/// Ends a heap's request (`Heap::shutdown`), through the tool when one watches.
+pub(crate) fn shutdown(h: *mut zend_mm_heap, full: bool, silent: bool) {
+    // SAFETY: see `heap_of`.
+    if matches!(unsafe { (*h).custom }, Custom::Tool) {
+        tooled::shutdown(h, full, silent);
+    } else {
+        // SAFETY: see `heap_of`.
+        unsafe { (*heap_of(h)).shutdown(full, silent) }
+    }
 }

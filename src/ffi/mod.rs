@@ -16,6 +16,7 @@ pub mod observe;
 pub mod persistent;
 pub mod php;
 pub mod storage_ex;
+pub mod tooled;
 pub mod types;
 pub mod usage;
 
@@ -130,8 +131,9 @@ pub(crate) fn settle(h: *mut zend_mm_heap, e: MemError, fallible: bool, op: Op<'
 #[cold]
 #[inline(never)]
 pub(crate) fn raise(heap: *mut Heap, err: MemError) -> ! {
-    // SAFETY: see `heap_of`; the borrow ends before the report.
-    let nested = unsafe { (*heap).begin_error() };
+    // SAFETY: see `heap_of`; the borrow ends before the report. Freeing
+    // the reserve reads headers a tool must not see the heap read.
+    let nested = crate::tool::quiet(|| unsafe { (*heap).begin_error() });
     report::fatal(err, nested)
 }
 

@@ -95,7 +95,7 @@ pub(crate) fn on_error(e: MemError, fallible: bool) -> *mut c_void {
 /// Is `h` served by zendmm itself (not custom handlers or tracked malloc)?
 pub(crate) fn is_zendmm(h: *mut zend_mm_heap) -> bool {
     // SAFETY: see `heap_of`.
-    unsafe { (*h).custom.is_none() }
+    unsafe { (*h).custom.is_zendmm() }
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct zend_mm_heap {
     pub(crate) routed: bool,
     /// `ZENDMM_STATS` and `ZENDMM_CACHE_STAT` (see `ffi::observe`).
     pub(crate) observe: crate::ffi::observe::Observe,
+    /// The storage wrapper of a heap valgrind or ASan watches (`tooled.rs`).
+    pub(crate) tool_storage: Option<Box<crate::tool::ToolStorage>>,
 }
 
 impl zend_mm_heap {
@@ -44,6 +46,7 @@ impl zend_mm_heap {
             ext_storage: None,
             routed: false,
             observe: crate::ffi::observe::Observe::new(),
+            tool_storage: None,
         }
     }
 
@@ -71,12 +74,21 @@ pub(crate) enum Custom {
     },
     /// `USE_ZEND_ALLOC=0`: libc malloc, counted and limited.
     Tracked,
+    /// zendmm itself, under valgrind or ASan: every operation goes through
+    /// `tooled.rs`, which tells the tool about the blocks.
+    Tool,
 }
 
 impl Custom {
     #[inline(always)]
     pub(crate) fn is_none(self) -> bool {
         matches!(self, Custom::None)
+    }
+
+    /// Request memory is zendmm's own (with or without a tool watching).
+    #[inline(always)]
+    pub(crate) fn is_zendmm(self) -> bool {
+        matches!(self, Custom::None | Custom::Tool)
     }
 }
 

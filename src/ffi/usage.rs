@@ -1,7 +1,7 @@
 //! Limits, statistics and lifecycle of the current heap.
 
 use super::types::{zend_result, Custom, FAILURE, SUCCESS};
-use super::{current_heap, custom, heap_of, observe, php};
+use super::{current_heap, custom, heap_api, heap_of, observe, php};
 use crate::config;
 use crate::report;
 use core::sync::atomic::Ordering;
@@ -16,8 +16,7 @@ use core::sync::atomic::Ordering;
 #[no_mangle]
 pub unsafe extern "C" fn zend_set_memory_limit(memory_limit: usize) -> zend_result {
     let limit = memory_limit.min(i64::MAX as usize);
-    // SAFETY: see `heap_of`.
-    match unsafe { (*heap_of(current_heap())).set_limit(limit) } {
+    match super::tooled::quietly(current_heap(), |heap| heap.set_limit(limit)) {
         Ok(()) => SUCCESS,
         Err(_) => FAILURE,
     }
@@ -88,15 +87,13 @@ pub unsafe extern "C" fn start_memory_manager() {
     php::in_php();
     observe::start(h);
     match config::use_zend_alloc() {
-        // SAFETY: see `heap_of`.
-        Ok(true) => unsafe { (*heap_of(h)).start() },
+        Ok(true) => heap_api::start(h),
         Ok(false) => {
             // SAFETY: see `heap_of`. Tracked mode holds no segment.
-            unsafe {
-                (*heap_of(h)).apply_env();
-                (*heap_of(h)).shutdown(true, true);
-                (*h).set_custom(Custom::Tracked);
-            }
+            unsafe { (*heap_of(h)).apply_env() };
+            heap_api::shutdown(h, true, true);
+            // SAFETY: see `heap_of`.
+            unsafe { (*h).set_custom(Custom::Tracked) };
         }
         Err(text) => report::startup_error(&text),
     }
@@ -115,10 +112,8 @@ pub unsafe extern "C" fn shutdown_memory_manager(silent: bool, full_shutdown: bo
     let h = current_heap();
     observe::before_shutdown(h, full_shutdown);
     // SAFETY: see `heap_of`. A tracked heap keeps no segment or reserve.
-    unsafe {
-        let tracked = matches!((*h).custom, Custom::Tracked);
-        (*heap_of(h)).shutdown(full_shutdown || tracked, silent);
-    }
+    let tracked = matches!(unsafe { (*h).custom }, Custom::Tracked);
+    heap_api::shutdown(h, full_shutdown || tracked, silent);
 }
 
 /// True when request memory is zendmm's (false with custom handlers or
