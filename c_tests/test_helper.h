@@ -135,7 +135,8 @@ typedef int (*th_child_fn)(void *arg);
 
 /* The variables zendmm reads; th_run_child_env unsets them before applying env. */
 static const char *const th_zendmm_vars[] = {
-	"ZEND_MM_MEM_TYPE", "ZEND_MM_SEG_SIZE", "ZEND_MM_COMPACT", "USE_ZEND_ALLOC", NULL
+	"ZEND_MM_MEM_TYPE", "ZEND_MM_SEG_SIZE", "ZEND_MM_COMPACT", "USE_ZEND_ALLOC",
+	"ZEND_ALLOC_PRINT_LEAKS", NULL
 };
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -16,6 +16,7 @@ use crate::block::{true_size, Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
+use crate::locations::Locations;
 use crate::report::{corrupted, MemError};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
 use crate::storage::Storage;
@@ -60,6 +61,9 @@ pub struct Heap {
     /// Settings still to be read from the environment (the process heap
     /// reads them on first use, so `_emalloc` before `start_memory_manager` works).
     pub(crate) env_pending: bool,
+    /// Callers' locations of blocks from the debug ABI, for the leak report
+    /// (src/locations.rs); empty for release-ABI callers.
+    pub(crate) locations: Locations,
 }
 
 // SAFETY: a Heap owns its segments outright; moving it to another thread
@@ -80,6 +84,7 @@ impl Heap {
             reserve: ptr::null_mut(),
             overflow: false,
             env_pending: false,
+            locations: Locations::new(),
         }
     }
 

@@ -10,8 +10,9 @@
 //! Module map, following `zend_alloc.c`'s sections:
 //! `block` (boundary tags), `segment`, `storage`, `free_lists`, `cache`
 //! (fastcache), `accounting` (usage, peaks, limit), `heap` (alloc, free,
-//! realloc), `request` (startup, shutdown), `validate` (heap walker),
-//! `report` (PHP's messages, fatal errors), `ffi` (the C ABI).
+//! realloc), `request` (startup, shutdown), `validate` (heap checker),
+//! `walk` (used blocks), `locations` and `leaks` (the debug ABI's leak
+//! report), `report` (PHP's messages, fatal errors), `ffi` (the C ABI).
 
 pub mod accounting;
 pub mod block;
@@ -22,12 +23,15 @@ pub mod free_lists;
 mod glue;
 pub mod heap;
 pub mod hotpatch;
+pub mod leaks;
+pub mod locations;
 pub mod report;
 pub mod request;
 pub mod segment;
 pub mod stats;
 pub mod storage;
 mod validate;
+mod walk;
 
 pub use config::Config;
 pub use heap::Heap;

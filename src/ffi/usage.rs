@@ -76,8 +76,8 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 }
 
 /// Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`; a bad value prints a message and
-/// exits 255) and creates the 8 KiB reserve. Allocating before this call is
+/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZEND_ALLOC_PRINT_LEAKS`; a bad value
+/// prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
 /// allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 ///
 /// # Safety
@@ -86,6 +86,10 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 pub unsafe extern "C" fn start_memory_manager() {
     let h = current_heap();
     php::in_php();
+    // Read again at each shutdown; checked here so a typo shows at once.
+    if let Err(text) = config::print_leaks() {
+        report::startup_error(&text);
+    }
     match config::use_zend_alloc() {
         // SAFETY: see `heap_of`.
         Ok(true) => unsafe { (*heap_of(h)).start() },
@@ -103,7 +107,10 @@ pub unsafe extern "C" fn start_memory_manager() {
 
 /// Ends a request (`full_shutdown` false): every request block is released
 /// in time proportional to the segments, counters restart, the reserve is
-/// re-created. A full shutdown releases everything.
+/// re-created. A full shutdown releases everything. Unless `silent`, the
+/// blocks still in use are first reported as leaks on stderr when the report
+/// is on (`ZEND_ALLOC_PRINT_LEAKS`, by default on once the debug ABI of
+/// zendmm_alloc.h was used).
 ///
 /// # Safety
 /// No request block may be used afterwards.
