@@ -15,8 +15,9 @@
 //! the Script and Freeing lines (plus the relay line when a `_rel` macro
 //! passed the location on); every later block from the same place, wherever
 //! it lies, only adds to that group's "Last leak repeated" count. Blocks from
-//! the release ABI have no place: they show as `Unknown(0)` with their usable
-//! size, and form one group. The total line only appears when there is a leak.
+//! the release ABI have no place: each is reported on its own, as
+//! `Unknown(0)` with its usable size. The total line only appears when there
+//! is a leak.
 
 use crate::heap::Heap;
 use crate::locations::Location;
@@ -150,13 +151,12 @@ struct Leak {
 type Place<'a> = (Option<&'a [u8]>, u32);
 
 impl Leak {
-    fn place<'a>(&self) -> Place<'a> {
-        match self.loc {
-            // SAFETY: file names are string literals of the calling program,
-            // readable while its code is loaded.
-            Some(l) => (unsafe { l.file_bytes() }, l.line),
-            None => (None, 0),
-        }
+    /// Where the block was allocated; `None` for the release ABI, whose
+    /// blocks are each reported on their own.
+    fn place<'a>(&self) -> Option<Place<'a>> {
+        // SAFETY: file names are string literals of the calling program,
+        // readable while its code is loaded.
+        self.loc.map(|l| (unsafe { l.file_bytes() }, l.line))
     }
 }
 
@@ -197,20 +197,25 @@ impl Heap {
                 }
             })
             .collect();
+        // Per place: how many blocks, and whether its first one is printed.
         let mut groups: HashMap<Place<'_>, (usize, bool)> = HashMap::new();
-        for l in &leaks {
-            groups.entry(l.place()).or_insert((0, false)).0 += 1;
+        for place in leaks.iter().filter_map(Leak::place) {
+            groups.entry(place).or_insert((0, false)).0 += 1;
         }
         let mut out = Out::new(sink);
         for l in &leaks {
-            let Some(group) = groups.get_mut(&l.place()) else {
-                continue;
-            };
-            if group.1 {
-                continue;
+            let mut repeated = 0;
+            if let Some(place) = l.place() {
+                let Some(group) = groups.get_mut(&place) else {
+                    continue;
+                };
+                if group.1 {
+                    continue;
+                }
+                group.1 = true;
+                repeated = group.0 - 1;
             }
-            group.1 = true;
-            let (file, line) = l.place();
+            let (file, line) = l.place().unwrap_or((None, 0));
             out.bytes(b"[");
             out.bytes(stamp);
             out.bytes(b"]  Script:  '");
@@ -235,7 +240,6 @@ impl Heap {
                     );
                 }
             }
-            let repeated = group.0 - 1;
             if repeated > 0 {
                 let s = if repeated > 1 { "s" } else { "" };
                 let _ = writeln!(out, "Last leak repeated {repeated} time{s}");
@@ -384,16 +388,37 @@ mod tests {
         let mut h = Heap::with_config(Config::DEFAULT);
         h.start();
         let first = h.alloc(1).unwrap().as_ptr();
+        h.locations.insert(first, at(1, c"r.c", 5));
         for _ in 0..3 {
-            h.alloc(1).unwrap();
+            let p = h.alloc(1).unwrap().as_ptr();
+            h.locations.insert(p, at(1, c"r.c", 5));
         }
         let (n, text) = report(&mut h);
         assert_eq!(n, 4);
         assert!(text.contains(&format!(
-            "Unknown(0) :  Freeing 0x{:08X} (16 bytes), script=t.php\nLast leak repeated 3 times\n",
+            "r.c(5) :  Freeing 0x{:08X} (1 bytes), script=t.php\nLast leak repeated 3 times\n",
             first as usize
         )));
         assert!(text.ends_with("=== Total 4 memory leaks detected ===\n"));
+    }
+
+    #[test]
+    fn release_abi_blocks_are_reported_one_by_one() {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        let p = h.alloc(1).unwrap().as_ptr();
+        let q = h.alloc(100).unwrap().as_ptr();
+        let (n, text) = report(&mut h);
+        assert_eq!(n, 2);
+        let expected = format!(
+            "[STAMP]  Script:  't.php'\n\
+             Unknown(0) :  Freeing 0x{:08X} (16 bytes), script=t.php\n\
+             [STAMP]  Script:  't.php'\n\
+             Unknown(0) :  Freeing 0x{:08X} (112 bytes), script=t.php\n\
+             === Total 2 memory leaks detected ===\n",
+            p as usize, q as usize
+        );
+        assert_eq!(text, expected);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! Using any of them turns the leak report on by default for this process.
 
 use super::emalloc::{
-    copy_string, ecalloc_on, efree_on, emalloc_on, erealloc_on, safe_emalloc_on, safe_erealloc_on,
+    copy_string, ecalloc_on, efree_on, efree_unlocated, emalloc_on, erealloc_on, safe_emalloc_on,
+    safe_erealloc_on,
 };
 use super::types::zend_mm_heap;
 use super::{current_heap, heap_of};
@@ -51,15 +52,18 @@ fn at(
     }
 }
 
-/// A block of `h` is being freed while locations are recorded.
+/// Frees a block of `h` while locations are recorded: its own goes first.
 ///
 /// # Safety
-/// See `heap_of`.
+/// As `efree_on`, with `p` not NULL.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn forget(h: *mut zend_mm_heap, p: *mut c_void) {
-    // SAFETY: caller's contract.
-    unsafe { (*heap_of(h)).locations.remove(p.cast()) };
+pub(crate) unsafe fn efree_located(h: *mut zend_mm_heap, p: *mut c_void) {
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
+        (*heap_of(h)).locations.remove(p.cast());
+        efree_unlocated(h, p)
+    }
 }
 
 /// `p` was reallocated to `q` (NULL: it failed and `p` lives on) while

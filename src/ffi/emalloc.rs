@@ -37,9 +37,22 @@ pub(crate) unsafe fn efree_on(h: *mut zend_mm_heap, p: *mut c_void) {
     }
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
+        // A tail call, so the fast path saves no registers for it.
         if !(*heap_of(h)).locations.is_empty() {
-            debug::forget(h, p);
+            return debug::efree_located(h, p);
         }
+        efree_unlocated(h, p)
+    }
+}
+
+/// `efree_on` once no location needs forgetting.
+///
+/// # Safety
+/// As `efree_on`, with `p` not NULL.
+#[inline(always)]
+pub(crate) unsafe fn efree_unlocated(h: *mut zend_mm_heap, p: *mut c_void) {
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
         if !(*h).custom.is_none() {
             return custom::free(h, p);
         }
