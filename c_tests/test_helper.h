@@ -163,7 +163,7 @@ typedef int (*th_child_fn)(void *arg);
 static const char *const th_zendmm_vars[] = {
 	"ZEND_MM_MEM_TYPE", "ZEND_MM_SEG_SIZE", "ZEND_MM_COMPACT", "USE_ZEND_ALLOC",
 	"ZENDMM_PROTECT", "ZEND_MM_DEBUG",
-	"ZENDMM_STATS", "ZENDMM_CACHE_STAT", NULL
+	"ZENDMM_STATS", "ZENDMM_CACHE_STAT", "ZEND_ALLOC_PRINT_LEAKS", NULL
 };
 
 #if defined(__SANITIZE_ADDRESS__)

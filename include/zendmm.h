@@ -146,6 +146,164 @@ void zend_mm_get_custom_handlers(struct zend_mm_heap *heap,
 // Like PHP 8.2, the argument is ignored: the current heap is asked.
 bool zend_mm_is_custom_heap(struct zend_mm_heap *_new_heap);
 
+// `_emalloc` recording the caller's location (`emalloc` in a debug build).
+// `orig_filename` is NULL unless a `_rel` macro relayed the location.
+//
+// # Safety
+// `filename` and `orig_filename` are NULL or NUL-terminated strings that
+// stay readable until the next request shutdown (string literals).
+void *zendmm_emalloc_dbg(size_t size,
+                         const char *filename,
+                         uint32_t lineno,
+                         const char *orig_filename,
+                         uint32_t orig_lineno);
+
+// `_efree` in a debug build; the location is not used.
+//
+// # Safety
+// `ptr` is NULL or a live block of the current heap.
+void zendmm_efree_dbg(void *ptr,
+                      const char *filename,
+                      uint32_t lineno,
+                      const char *orig_filename,
+                      uint32_t orig_lineno);
+
+// `_erealloc` recording the caller's location (the realloc's place, as PHP).
+//
+// # Safety
+// As `_erealloc` and `zendmm_emalloc_dbg`.
+void *zendmm_erealloc_dbg(void *ptr,
+                          size_t size,
+                          const char *filename,
+                          uint32_t lineno,
+                          const char *orig_filename,
+                          uint32_t orig_lineno);
+
+// `_erealloc2` recording the caller's location.
+//
+// # Safety
+// As `_erealloc2` and `zendmm_emalloc_dbg`.
+void *zendmm_erealloc2_dbg(void *ptr,
+                           size_t size,
+                           size_t copy_size,
+                           const char *filename,
+                           uint32_t lineno,
+                           const char *orig_filename,
+                           uint32_t orig_lineno);
+
+// `_ecalloc` recording the caller's location.
+//
+// # Safety
+// As `zendmm_emalloc_dbg`.
+void *zendmm_ecalloc_dbg(size_t nmemb,
+                         size_t size,
+                         const char *filename,
+                         uint32_t lineno,
+                         const char *orig_filename,
+                         uint32_t orig_lineno);
+
+// `_safe_emalloc` recording the caller's location.
+//
+// # Safety
+// As `zendmm_emalloc_dbg`.
+void *zendmm_safe_emalloc_dbg(size_t nmemb,
+                              size_t size,
+                              size_t offset,
+                              const char *filename,
+                              uint32_t lineno,
+                              const char *orig_filename,
+                              uint32_t orig_lineno);
+
+// `_safe_erealloc` recording the caller's location.
+//
+// # Safety
+// As `_safe_erealloc` and `zendmm_emalloc_dbg`.
+void *zendmm_safe_erealloc_dbg(void *ptr,
+                               size_t nmemb,
+                               size_t size,
+                               size_t offset,
+                               const char *filename,
+                               uint32_t lineno,
+                               const char *orig_filename,
+                               uint32_t orig_lineno);
+
+// `_estrdup` recording the caller's location.
+//
+// # Safety
+// `s` is a NUL-terminated string; otherwise as `zendmm_emalloc_dbg`.
+char *zendmm_estrdup_dbg(const char *s,
+                         const char *filename,
+                         uint32_t lineno,
+                         const char *orig_filename,
+                         uint32_t orig_lineno);
+
+// `_estrndup` recording the caller's location.
+//
+// # Safety
+// `s` has `length` readable bytes; otherwise as `zendmm_emalloc_dbg`.
+char *zendmm_estrndup_dbg(const char *s,
+                          size_t length,
+                          const char *filename,
+                          uint32_t lineno,
+                          const char *orig_filename,
+                          uint32_t orig_lineno);
+
+// `_zend_mm_alloc` recording the caller's location.
+//
+// # Safety
+// `heap` is a live heap; otherwise as `zendmm_emalloc_dbg`.
+void *zendmm_zend_mm_alloc_dbg(struct zend_mm_heap *heap,
+                               size_t size,
+                               const char *filename,
+                               uint32_t lineno,
+                               const char *orig_filename,
+                               uint32_t orig_lineno);
+
+// `_zend_mm_free` in a debug build; the location is not used.
+//
+// # Safety
+// `heap` is a live heap; `p` is NULL or one of its live blocks.
+void zendmm_zend_mm_free_dbg(struct zend_mm_heap *heap,
+                             void *p,
+                             const char *filename,
+                             uint32_t lineno,
+                             const char *orig_filename,
+                             uint32_t orig_lineno);
+
+// `_zend_mm_realloc` recording the caller's location.
+//
+// # Safety
+// `heap` is a live heap; `p` is NULL or one of its live blocks; otherwise
+// as `zendmm_emalloc_dbg`.
+void *zendmm_zend_mm_realloc_dbg(struct zend_mm_heap *heap,
+                                 void *p,
+                                 size_t size,
+                                 const char *filename,
+                                 uint32_t lineno,
+                                 const char *orig_filename,
+                                 uint32_t orig_lineno);
+
+// `_zend_mm_realloc2` recording the caller's location.
+//
+// # Safety
+// As `zendmm_zend_mm_realloc_dbg`.
+void *zendmm_zend_mm_realloc2_dbg(struct zend_mm_heap *heap,
+                                  void *p,
+                                  size_t size,
+                                  size_t copy_size,
+                                  const char *filename,
+                                  uint32_t lineno,
+                                  const char *orig_filename,
+                                  uint32_t orig_lineno);
+
+// Sets the name the leak report prints after `script=` (PHP prints the
+// script's path there); the string is copied. NULL restores the default,
+// the program's name (`program_invocation_short_name`).
+//
+// # Safety
+// `name` is NULL or a NUL-terminated string. Not thread-safe.
+void zendmm_set_script_name(const char *name);
+
 // Allocates `size` bytes of request memory (`emalloc`). Never returns NULL:
 // failures are fatal errors. `size == 0` gives a real block.
 //
@@ -296,7 +454,8 @@ bool is_zend_ptr(const void *ptr);
 
 // Ends a request on `heap`, or with `full_shutdown` releases it entirely
 // (the process heap stays usable; another heap is freed, and if it was the
-// current heap the process heap becomes current).
+// current heap the process heap becomes current). Unless `silent`, leaks
+// are reported first, as by `shutdown_memory_manager`.
 //
 // # Safety
 // `heap` is NULL or a live heap; its blocks are not used afterwards.
@@ -486,8 +645,8 @@ size_t zend_memory_peak_usage(bool real_usage);
 void zend_memory_reset_peak_usage(void);
 
 // Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`;
-// a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
+// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`,
+// `ZEND_ALLOC_PRINT_LEAKS`; a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
 // allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 //
 // # Safety
@@ -498,7 +657,9 @@ void start_memory_manager(void);
 // in time proportional to the segments, counters restart, the reserve is
 // re-created; with `ZENDMM_STATS` the request's record is appended first.
 // A full shutdown releases everything (and writes the `ZENDMM_CACHE_STAT`
-// table).
+// table). Unless `silent`, the blocks still in use are first reported as
+// leaks on stderr when the report is on (`ZEND_ALLOC_PRINT_LEAKS`, by
+// default on once the debug ABI of zendmm_alloc.h was used).
 //
 // # Safety
 // No request block may be used afterwards.

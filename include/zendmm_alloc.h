@@ -1,9 +1,17 @@
 /*
  * zendmm_alloc.h - PHP's allocation macros on top of libzendmm.
  *
- * Hand-written counterpart of PHP 8.2's Zend/zend_alloc.h for a release
- * (non-debug, NTS) build: ZEND_FILE_LINE_* expand to nothing, so every macro
- * is a direct call into the exported C ABI declared in zendmm.h.
+ * Hand-written counterpart of PHP 8.2's Zend/zend_alloc.h, NTS. By default it
+ * is the release build's: ZEND_FILE_LINE_* expand to nothing and every macro
+ * is a direct call into the release ABI declared in zendmm.h.
+ *
+ * Compiled with ZEND_DEBUG set to non-zero, or with ZENDMM_DEBUG defined, it
+ * is the debug build's: emalloc() & co. call the zendmm_*_dbg entry points with
+ * __FILE__ and __LINE__, and the _rel forms pass on the location their
+ * function received through ZEND_FILE_LINE_DC, with their own place as the
+ * origin, exactly as zend_alloc.h does. zendmm then reports the blocks still
+ * in use at a non-silent shutdown (README, "Leak reports"). Code built either
+ * way can share one heap; the release ABI is the same in both.
  *
  * What differs from PHP 8.2:
  *   - zendmm is the PHP 5.3 allocator: there are no size-class entry points
@@ -12,8 +20,9 @@
  *     emalloc_large, efree_huge, efree_size and the like fall back to
  *     _emalloc/_efree.
  *   - Every block has a 16-byte header (ZEND_MM_OVERHEAD is 16, not 0).
- *   - The _rel ("relay") forms are the plain forms: they only differ from
- *     them in debug builds, which zendmm does not have.
+ *   - The debug entry points have their own names, "zendmm" + the release
+ *     name + "_dbg" (zendmm_emalloc_dbg, zendmm_zend_mm_alloc_dbg, ...), so
+ *     the release names keep their release signatures in every build.
  *   - No fallible (femalloc & co.) or delayed-OOM macros.
  *
  * zendmm.h also exports pemalloc, pefree, pecalloc, perealloc and pestrdup as
@@ -39,41 +48,84 @@
 /* Per-block header (PHP 8.2 release: 0). */
 #define ZEND_MM_OVERHEAD ((size_t)16)
 
+/*
+ * Locations (zend_portability.h's ZEND_FILE_LINE_* family). A function that
+ * relays its caller's location declares it with ZEND_FILE_LINE_DC and is
+ * called with ZEND_FILE_LINE_CC; inside, the _rel macros use it.
+ */
+#if ZEND_DEBUG || defined(ZENDMM_DEBUG)
+# define ZENDMM_DEBUG_ABI 1
+# define ZEND_FILE_LINE_D               const char *__zend_filename, const uint32_t __zend_lineno
+# define ZEND_FILE_LINE_DC              , ZEND_FILE_LINE_D
+# define ZEND_FILE_LINE_ORIG_D          const char *__zend_orig_filename, const uint32_t __zend_orig_lineno
+# define ZEND_FILE_LINE_ORIG_DC         , ZEND_FILE_LINE_ORIG_D
+# define ZEND_FILE_LINE_RELAY_C         __zend_filename, __zend_lineno
+# define ZEND_FILE_LINE_RELAY_CC        , ZEND_FILE_LINE_RELAY_C
+# define ZEND_FILE_LINE_C               __FILE__, __LINE__
+# define ZEND_FILE_LINE_CC              , ZEND_FILE_LINE_C
+# define ZEND_FILE_LINE_EMPTY_C         NULL, 0
+# define ZEND_FILE_LINE_EMPTY_CC        , ZEND_FILE_LINE_EMPTY_C
+# define ZEND_FILE_LINE_ORIG_RELAY_C    __zend_orig_filename, __zend_orig_lineno
+# define ZEND_FILE_LINE_ORIG_RELAY_CC   , ZEND_FILE_LINE_ORIG_RELAY_C
+/* The entry point of a request-memory function, and the location arguments
+ * of a plain call (here) and of a relay (the caller's, then here). */
+# define ZENDMM_FN(name)                zendmm##name##_dbg
+# define ZENDMM_AT                      ZEND_FILE_LINE_CC ZEND_FILE_LINE_EMPTY_CC
+# define ZENDMM_REL_AT                  ZEND_FILE_LINE_RELAY_CC ZEND_FILE_LINE_CC
+#else
+# define ZEND_FILE_LINE_D               void
+# define ZEND_FILE_LINE_DC
+# define ZEND_FILE_LINE_ORIG_D          void
+# define ZEND_FILE_LINE_ORIG_DC
+# define ZEND_FILE_LINE_RELAY_C
+# define ZEND_FILE_LINE_RELAY_CC
+# define ZEND_FILE_LINE_C
+# define ZEND_FILE_LINE_CC
+# define ZEND_FILE_LINE_EMPTY_C
+# define ZEND_FILE_LINE_EMPTY_CC
+# define ZEND_FILE_LINE_ORIG_RELAY_C
+# define ZEND_FILE_LINE_ORIG_RELAY_CC
+# define ZENDMM_FN(name)                name
+# define ZENDMM_AT
+# define ZENDMM_REL_AT
+#endif
+
 /* Request memory: freed at the latest by the next request shutdown. */
-#define emalloc(size)                            _emalloc((size))
-#define emalloc_large(size)                      _emalloc((size))
-#define emalloc_huge(size)                       _emalloc((size))
-#define safe_emalloc(nmemb, size, offset)        _safe_emalloc((nmemb), (size), (offset))
-#define efree(ptr)                               _efree((ptr))
-#define efree_large(ptr)                         _efree((ptr))
-#define efree_huge(ptr)                          _efree((ptr))
-#define efree_size(ptr, size)                    ((void)(size), _efree((ptr)))
-#define ecalloc(nmemb, size)                     _ecalloc((nmemb), (size))
-#define erealloc(ptr, size)                      _erealloc((ptr), (size))
-#define erealloc2(ptr, size, copy_size)          _erealloc2((ptr), (size), (copy_size))
-#define safe_erealloc(ptr, nmemb, size, offset)  _safe_erealloc((ptr), (nmemb), (size), (offset))
+#define emalloc(size)                            ZENDMM_FN(_emalloc)((size) ZENDMM_AT)
+#define emalloc_large(size)                      ZENDMM_FN(_emalloc)((size) ZENDMM_AT)
+#define emalloc_huge(size)                       ZENDMM_FN(_emalloc)((size) ZENDMM_AT)
+#define safe_emalloc(nmemb, size, offset)        ZENDMM_FN(_safe_emalloc)((nmemb), (size), (offset) ZENDMM_AT)
+#define efree(ptr)                               ZENDMM_FN(_efree)((ptr) ZENDMM_AT)
+#define efree_large(ptr)                         ZENDMM_FN(_efree)((ptr) ZENDMM_AT)
+#define efree_huge(ptr)                          ZENDMM_FN(_efree)((ptr) ZENDMM_AT)
+#define efree_size(ptr, size)                    ((void)(size), ZENDMM_FN(_efree)((ptr) ZENDMM_AT))
+#define ecalloc(nmemb, size)                     ZENDMM_FN(_ecalloc)((nmemb), (size) ZENDMM_AT)
+#define erealloc(ptr, size)                      ZENDMM_FN(_erealloc)((ptr), (size) ZENDMM_AT)
+#define erealloc2(ptr, size, copy_size)          ZENDMM_FN(_erealloc2)((ptr), (size), (copy_size) ZENDMM_AT)
+#define safe_erealloc(ptr, nmemb, size, offset)  ZENDMM_FN(_safe_erealloc)((ptr), (nmemb), (size), (offset) ZENDMM_AT)
 /* As in PHP 8.2, the recoverable forms are the plain ones (they never return NULL). */
-#define erealloc_recoverable(ptr, size)          _erealloc((ptr), (size))
-#define erealloc2_recoverable(ptr, size, copy_size) _erealloc2((ptr), (size), (copy_size))
-#define estrdup(s)                               _estrdup((s))
-#define estrndup(s, length)                      _estrndup((s), (length))
+#define erealloc_recoverable(ptr, size)          erealloc((ptr), (size))
+#define erealloc2_recoverable(ptr, size, copy_size) erealloc2((ptr), (size), (copy_size))
+#define estrdup(s)                               ZENDMM_FN(_estrdup)((s) ZENDMM_AT)
+#define estrndup(s, length)                      ZENDMM_FN(_estrndup)((s), (length) ZENDMM_AT)
 /* Usable size of the block (>= the requested size). PHP 5.3 release builds
- * returned the true size, header included. */
+ * returned the true size, header included. No location needed. */
 #define zend_mem_block_size(ptr)                 _zend_mem_block_size((ptr))
 
-/* Relay forms: identical in a release build. */
-#define emalloc_rel(size)                        _emalloc((size))
-#define safe_emalloc_rel(nmemb, size, offset)    _safe_emalloc((nmemb), (size), (offset))
-#define efree_rel(ptr)                           _efree((ptr))
-#define efree_size_rel(ptr, size)                ((void)(size), _efree((ptr)))
-#define ecalloc_rel(nmemb, size)                 _ecalloc((nmemb), (size))
-#define erealloc_rel(ptr, size)                  _erealloc((ptr), (size))
-#define erealloc2_rel(ptr, size, copy_size)      _erealloc2((ptr), (size), (copy_size))
-#define erealloc_recoverable_rel(ptr, size)      _erealloc((ptr), (size))
-#define erealloc2_recoverable_rel(ptr, size, copy_size) _erealloc2((ptr), (size), (copy_size))
-#define safe_erealloc_rel(ptr, nmemb, size, offset) _safe_erealloc((ptr), (nmemb), (size), (offset))
-#define estrdup_rel(s)                           _estrdup((s))
-#define estrndup_rel(s, length)                  _estrndup((s), (length))
+/* Relay forms: in a debug build the location is the one the enclosing
+ * function received (ZEND_FILE_LINE_DC), the origin is here. */
+#define emalloc_rel(size)                        ZENDMM_FN(_emalloc)((size) ZENDMM_REL_AT)
+#define safe_emalloc_rel(nmemb, size, offset)    ZENDMM_FN(_safe_emalloc)((nmemb), (size), (offset) ZENDMM_REL_AT)
+#define efree_rel(ptr)                           ZENDMM_FN(_efree)((ptr) ZENDMM_REL_AT)
+#define efree_size_rel(ptr, size)                ((void)(size), ZENDMM_FN(_efree)((ptr) ZENDMM_REL_AT))
+#define ecalloc_rel(nmemb, size)                 ZENDMM_FN(_ecalloc)((nmemb), (size) ZENDMM_REL_AT)
+#define erealloc_rel(ptr, size)                  ZENDMM_FN(_erealloc)((ptr), (size) ZENDMM_REL_AT)
+#define erealloc2_rel(ptr, size, copy_size)      ZENDMM_FN(_erealloc2)((ptr), (size), (copy_size) ZENDMM_REL_AT)
+#define erealloc_recoverable_rel(ptr, size)      erealloc_rel((ptr), (size))
+#define erealloc2_recoverable_rel(ptr, size, copy_size) erealloc2_rel((ptr), (size), (copy_size))
+#define safe_erealloc_rel(ptr, nmemb, size, offset) ZENDMM_FN(_safe_erealloc)((ptr), (nmemb), (size), (offset) ZENDMM_REL_AT)
+#define estrdup_rel(s)                           ZENDMM_FN(_estrdup)((s) ZENDMM_REL_AT)
+#define estrndup_rel(s, length)                  ZENDMM_FN(_estrndup)((s), (length) ZENDMM_REL_AT)
 #define zend_mem_block_size_rel(ptr)             _zend_mem_block_size((ptr))
 
 /* Persistent (libc, survives request shutdown) or request memory. The
@@ -124,16 +176,16 @@
 	((persistent) ? __zend_strdup((s)) : estrdup_rel((s)))
 
 /* Explicit heaps (zend_mm_startup()). */
-#define zend_mm_alloc(heap, size)                  _zend_mm_alloc((heap), (size))
-#define zend_mm_free(heap, p)                      _zend_mm_free((heap), (p))
-#define zend_mm_realloc(heap, p, size)             _zend_mm_realloc((heap), (p), (size))
-#define zend_mm_realloc2(heap, p, size, copy_size) _zend_mm_realloc2((heap), (p), (size), (copy_size))
+#define zend_mm_alloc(heap, size)                  ZENDMM_FN(_zend_mm_alloc)((heap), (size) ZENDMM_AT)
+#define zend_mm_free(heap, p)                      ZENDMM_FN(_zend_mm_free)((heap), (p) ZENDMM_AT)
+#define zend_mm_realloc(heap, p, size)             ZENDMM_FN(_zend_mm_realloc)((heap), (p), (size) ZENDMM_AT)
+#define zend_mm_realloc2(heap, p, size, copy_size) ZENDMM_FN(_zend_mm_realloc2)((heap), (p), (size), (copy_size) ZENDMM_AT)
 #define zend_mm_block_size(heap, p)                _zend_mm_block_size((heap), (p))
 
-#define zend_mm_alloc_rel(heap, size)              _zend_mm_alloc((heap), (size))
-#define zend_mm_free_rel(heap, p)                  _zend_mm_free((heap), (p))
-#define zend_mm_realloc_rel(heap, p, size)         _zend_mm_realloc((heap), (p), (size))
-#define zend_mm_realloc2_rel(heap, p, size, copy_size) _zend_mm_realloc2((heap), (p), (size), (copy_size))
+#define zend_mm_alloc_rel(heap, size)              ZENDMM_FN(_zend_mm_alloc)((heap), (size) ZENDMM_REL_AT)
+#define zend_mm_free_rel(heap, p)                  ZENDMM_FN(_zend_mm_free)((heap), (p) ZENDMM_REL_AT)
+#define zend_mm_realloc_rel(heap, p, size)         ZENDMM_FN(_zend_mm_realloc)((heap), (p), (size) ZENDMM_REL_AT)
+#define zend_mm_realloc2_rel(heap, p, size, copy_size) ZENDMM_FN(_zend_mm_realloc2)((heap), (p), (size), (copy_size) ZENDMM_REL_AT)
 #define zend_mm_block_size_rel(heap, p)            _zend_mm_block_size((heap), (p))
 
 #endif /* ZENDMM_ALLOC_H */

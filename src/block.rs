@@ -341,7 +341,11 @@ impl Block {
     pub fn check_links(self, a: Block, b: Block) {
         let bad = (a.addr() & LINK_CHECK_MASK) | (b.addr() & LINK_CHECK_MASK);
         if bad != 0 {
-            let culprit = if a.addr() & LINK_CHECK_MASK != 0 { a } else { b };
+            let culprit = if a.addr() & LINK_CHECK_MASK != 0 {
+                a
+            } else {
+                b
+            };
             // SAFETY: `self` is the block holding the links (caller's contract).
             unsafe { self.bad_link(culprit.addr()) }
         }

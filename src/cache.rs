@@ -251,7 +251,13 @@ mod tests {
         let mut c = FastCache::new();
         let mut mem = vec![0usize; 8];
         // SAFETY: one block inside `mem`, pushed with a fake size to reach the budget.
-        unsafe { c.push(Block::at(mem.as_mut_ptr().cast(), 0), 0, Tag::used(CACHE_SIZE)) };
+        unsafe {
+            c.push(
+                Block::at(mem.as_mut_ptr().cast(), 0),
+                0,
+                Tag::used(CACHE_SIZE),
+            )
+        };
         assert!(!c.has_room());
     }
 }

@@ -74,6 +74,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         accepts: "a file path (created, appended to) or stderr",
         meaning: "count fastcache hits and misses per bucket; write PHP 5.3's table at full shutdown or exit",
     },
+    EnvVar {
+        name: "ZEND_ALLOC_PRINT_LEAKS",
+        default: "1 if the debug ABI (zendmm_emalloc_dbg & co.) was used, else 0",
+        accepts: "0, 1, or empty for the default; read again at every non-silent shutdown",
+        meaning: "print PHP's leak report at a non-silent shutdown",
+    },
 ];
 
 /// `USE_ZEND_ALLOC`: `Ok(false)` for 0, `Ok(true)` when unset or any other
@@ -87,6 +93,25 @@ pub fn use_zend_alloc() -> Result<bool, String> {
                 "USE_ZEND_ALLOC must be an integer (0 disables zendmm's heap), got '{v}'\n"
             )),
         },
+    }
+}
+
+/// `ZEND_ALLOC_PRINT_LEAKS`: `Ok(None)` when unset or empty (the default
+/// applies), `Ok(Some(on))` for 1 or 0, `Err` with the message otherwise.
+pub fn print_leaks() -> Result<Option<bool>, String> {
+    let value = std::env::var_os("ZEND_ALLOC_PRINT_LEAKS");
+    print_leaks_from(value.as_ref().map(|v| v.to_string_lossy()).as_deref())
+}
+
+/// As `print_leaks`, for a given value (for tests).
+pub fn print_leaks_from(value: Option<&str>) -> Result<Option<bool>, String> {
+    match value {
+        None | Some("") => Ok(None),
+        Some("1") => Ok(Some(true)),
+        Some("0") => Ok(Some(false)),
+        Some(v) => Err(format!(
+            "ZEND_ALLOC_PRINT_LEAKS must be 0 or 1 (or empty for the default), got '{v}'\n"
+        )),
     }
 }
 
@@ -290,5 +315,20 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e, "ZEND_MM_COMPACT must be a number of bytes with an optional k, m or g suffix, got 'lots'\n");
+    }
+
+    #[test]
+    fn print_leaks_takes_0_1_or_empty() {
+        assert_eq!(print_leaks_from(None), Ok(None));
+        assert_eq!(print_leaks_from(Some("")), Ok(None));
+        assert_eq!(print_leaks_from(Some("1")), Ok(Some(true)));
+        assert_eq!(print_leaks_from(Some("0")), Ok(Some(false)));
+        assert_eq!(
+            print_leaks_from(Some("yes")),
+            Err(
+                "ZEND_ALLOC_PRINT_LEAKS must be 0 or 1 (or empty for the default), got 'yes'\n"
+                    .into()
+            )
+        );
     }
 }

@@ -579,7 +579,10 @@ impl FreeLists {
                     }
                     node = self.follow(
                         node,
-                        node.child(usize::from(node.child(0, self.secret).is_null()), self.secret),
+                        node.child(
+                            usize::from(node.child(0, self.secret).is_null()),
+                            self.secret,
+                        ),
                     );
                 }
                 if !best.is_null() {
@@ -600,7 +603,10 @@ impl FreeLists {
             loop {
                 node = self.follow(
                     node,
-                    node.child(usize::from(node.child(0, self.secret).is_null()), self.secret),
+                    node.child(
+                        usize::from(node.child(0, self.secret).is_null()),
+                        self.secret,
+                    ),
                 );
                 if node.is_null() {
                     break;

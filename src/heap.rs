@@ -17,6 +17,7 @@ use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
+use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
 use crate::storage::Storage;
@@ -78,6 +79,9 @@ pub struct Heap {
     pub(crate) max_segment: usize,
     /// `ZEND_MM_DEBUG`: poisoning, padding and canaries (see `debug.rs`).
     pub(crate) debug: DebugConfig,
+    /// Callers' locations of blocks from the debug ABI, for the leak report
+    /// (src/locations.rs); empty for release-ABI callers.
+    pub(crate) locations: Locations,
 }
 
 // SAFETY: a Heap owns its segments outright; moving it to another thread
@@ -103,6 +107,7 @@ impl Heap {
             used_bits: Tag::used(0).raw(),
             max_segment: 0,
             debug: config.debug,
+            locations: Locations::new(),
         }
     }
 

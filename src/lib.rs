@@ -45,10 +45,11 @@
 //! Module map, following `zend_alloc.c`'s sections:
 //! `block` (boundary tags), `segment`, `storage`, `free_lists`, `cache`
 //! (fastcache), `accounting` (usage, peaks, limit), `heap` (alloc, free,
-//! realloc), `request` (startup, shutdown), `validate` (heap walker),
-//! `report` (PHP's messages, fatal errors), `stats`, `cache_stat` and
-//! `stat_log` (statistics and their logs), `ffi` (the C ABI); `arena` is
-//! the safe [`Heap`], `persistent` the global allocator.
+//! realloc), `request` (startup, shutdown), `validate` (heap checker),
+//! `walk` (used blocks), `locations` and `leaks` (the debug ABI's leak
+//! report), `report` (PHP's messages, fatal errors), `stats`, `cache_stat`
+//! and `stat_log` (statistics and their logs), `ffi` (the C ABI); `arena`
+//! is the safe [`Heap`], `persistent` the global allocator.
 
 #![warn(missing_docs)]
 
@@ -74,6 +75,10 @@ mod glue;
 pub mod heap;
 #[doc(hidden)]
 pub mod hotpatch;
+#[doc(hidden)]
+pub mod leaks;
+#[doc(hidden)]
+pub mod locations;
 mod persistent;
 #[doc(hidden)]
 pub mod report;
@@ -88,6 +93,7 @@ pub mod stats;
 pub mod storage;
 mod tool;
 mod validate;
+mod walk;
 
 pub use allocator_api2;
 pub use arena::{Bytes, Heap, HeapBox};

@@ -6,7 +6,8 @@
 //! number of segments only. One regular segment is kept and re-formatted
 //! instead of being returned and taken again, which saves a storage round
 //! trip per request; what PHP 5.3 reports afterwards (one segment holding
-//! the reserve) is unchanged.
+//! the reserve) is unchanged. The optional leak report before it does walk
+//! the blocks (src/leaks.rs).
 
 use crate::block::HEADER_SIZE;
 use crate::config::RESERVE_SIZE;
@@ -24,9 +25,14 @@ impl Heap {
 
     /// Ends a request (`full == false`): every block is released, counters and
     /// peaks restart, the reserve is re-created. A full shutdown also drops
-    /// the reserve and holds no segment afterwards. `silent` is accepted for
-    /// PHP's signature; leak reports are not implemented here.
-    pub fn shutdown(&mut self, full: bool, _silent: bool) {
+    /// the reserve and holds no segment afterwards. Unless `silent`, the
+    /// blocks still in use are first reported as leaks when the report is on
+    /// (src/leaks.rs), for a full shutdown too, as PHP does.
+    pub fn shutdown(&mut self, full: bool, silent: bool) {
+        if !silent {
+            self.report_leaks();
+        }
+        self.locations.clear();
         let real_peak = self.acct.real_peak;
         // Keep a segment only if the reserve will live in it; a tiny segment
         // size gives the reserve a dedicated segment instead.

@@ -154,7 +154,11 @@ impl Heap {
                 // SAFETY: cached blocks are live used blocks; the walk is bounded.
                 unsafe {
                     let t = b.tag();
-                    let kind_ok = if self.protect { t.is_cached() } else { t.is_used() };
+                    let kind_ok = if self.protect {
+                        t.is_cached()
+                    } else {
+                        t.is_used()
+                    };
                     if !kind_ok || t.size() != bucket_size(i) {
                         problems.push(format!(
                             "cached block {:#x} in bucket {i} has tag {:#x}",

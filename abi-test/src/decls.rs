@@ -156,4 +156,20 @@ extern "C" {
     pub fn zendmm_stats(heap: *const zend_mm_heap, out: *mut zendmm_heap_stats) -> bool;
     pub fn zendmm_check_heap(heap: *const zend_mm_heap) -> size_t;
     pub fn zendmm_refresh_key(heap: *mut zend_mm_heap);
+
+    // the debug ABI (zendmm_alloc.h under ZEND_DEBUG or ZENDMM_DEBUG) and the leak report
+    pub fn zendmm_emalloc_dbg(size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_efree_dbg(ptr: *mut c_void, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32);
+    pub fn zendmm_erealloc_dbg(ptr: *mut c_void, size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_erealloc2_dbg(ptr: *mut c_void, size: size_t, copy_size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_ecalloc_dbg(nmemb: size_t, size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_safe_emalloc_dbg(nmemb: size_t, size: size_t, offset: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_safe_erealloc_dbg(ptr: *mut c_void, nmemb: size_t, size: size_t, offset: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_estrdup_dbg(s: *const c_char, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_char;
+    pub fn zendmm_estrndup_dbg(s: *const c_char, length: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_char;
+    pub fn zendmm_zend_mm_alloc_dbg(heap: *mut zend_mm_heap, size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_zend_mm_free_dbg(heap: *mut zend_mm_heap, p: *mut c_void, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32);
+    pub fn zendmm_zend_mm_realloc_dbg(heap: *mut zend_mm_heap, p: *mut c_void, size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_zend_mm_realloc2_dbg(heap: *mut zend_mm_heap, p: *mut c_void, size: size_t, copy_size: size_t, filename: *const c_char, lineno: u32, orig_filename: *const c_char, orig_lineno: u32) -> *mut c_void;
+    pub fn zendmm_set_script_name(name: *const c_char);
 }

@@ -108,7 +108,8 @@ pub unsafe extern "C" fn is_zend_ptr(ptr: *const c_void) -> bool {
 
 /// Ends a request on `heap`, or with `full_shutdown` releases it entirely
 /// (the process heap stays usable; another heap is freed, and if it was the
-/// current heap the process heap becomes current).
+/// current heap the process heap becomes current). Unless `silent`, leaks
+/// are reported first, as by `shutdown_memory_manager`.
 ///
 /// # Safety
 /// `heap` is NULL or a live heap; its blocks are not used afterwards.

@@ -9,6 +9,7 @@
 
 pub mod bins;
 pub mod custom;
+pub mod debug;
 pub mod emalloc;
 pub mod fallible;
 pub mod heap_api;

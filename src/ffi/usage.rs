@@ -75,8 +75,8 @@ pub unsafe extern "C" fn zend_memory_reset_peak_usage() {
 }
 
 /// Reads the environment (`ZEND_MM_MEM_TYPE`, `ZEND_MM_SEG_SIZE`,
-/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`;
-/// a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
+/// `ZEND_MM_COMPACT`, `USE_ZEND_ALLOC`, `ZENDMM_STATS`, `ZENDMM_CACHE_STAT`,
+/// `ZEND_ALLOC_PRINT_LEAKS`; a bad value prints a message and exits 255) and creates the 8 KiB reserve. Allocating before this call is
 /// allowed. Inside PHP it also finds the engine for the delayed-OOM protocol.
 ///
 /// # Safety
@@ -86,6 +86,10 @@ pub unsafe extern "C" fn start_memory_manager() {
     let h = current_heap();
     php::in_php();
     observe::start(h);
+    // Read again at each shutdown; checked here so a typo shows at once.
+    if let Err(text) = config::print_leaks() {
+        report::startup_error(&text);
+    }
     match config::use_zend_alloc() {
         Ok(true) => heap_api::start(h),
         Ok(false) => {
@@ -103,7 +107,9 @@ pub unsafe extern "C" fn start_memory_manager() {
 /// in time proportional to the segments, counters restart, the reserve is
 /// re-created; with `ZENDMM_STATS` the request's record is appended first.
 /// A full shutdown releases everything (and writes the `ZENDMM_CACHE_STAT`
-/// table).
+/// table). Unless `silent`, the blocks still in use are first reported as
+/// leaks on stderr when the report is on (`ZEND_ALLOC_PRINT_LEAKS`, by
+/// default on once the debug ABI of zendmm_alloc.h was used).
 ///
 /// # Safety
 /// No request block may be used afterwards.
