@@ -71,11 +71,12 @@ c-test: $(C_TESTS)
 		./$$t || { echo "FAILED: $$t (exit $$?)"; exit 1; }; \
 	done
 	$(call banner,"C tests again with heap protection off (ZENDMM_PROTECT=0)")
+	@mkdir -p target/c_tests_logs
 	@for t in $(C_TESTS); do \
 		echo "--> $$t (ZENDMM_PROTECT=0)"; \
-		ZENDMM_PROTECT=0 ./$$t > target/c_tests/last-unprotected.log 2>&1 \
-			|| { cat target/c_tests/last-unprotected.log; echo "FAILED: $$t with ZENDMM_PROTECT=0"; exit 1; }; \
-		tail -n 1 target/c_tests/last-unprotected.log; \
+		ZENDMM_PROTECT=0 ./$$t > target/c_tests_logs/unprotected.log 2>&1 \
+			|| { cat target/c_tests_logs/unprotected.log; echo "FAILED: $$t with ZENDMM_PROTECT=0"; exit 1; }; \
+		tail -n 1 target/c_tests_logs/unprotected.log; \
 	done
 
 # Stock php8.2 and libphp8.2 with and without LD_PRELOAD=libzendmm.so (php_tests/run.sh).

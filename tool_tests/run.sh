@@ -87,12 +87,13 @@ run_valgrind() {
         name=$(basename "$t")
         dir=$work/$name
         rm -rf "$dir" && mkdir -p "$dir"
+        started=$SECONDS
         "${VALGRIND[@]}" --suppressions="$here/request_blocks.supp" --log-file="$dir/%p.log" \
             "$t" >"$dir/out" 2>&1
         rc=$?
         errs=$(vg_errors "$dir")
         if [ $rc -eq 0 ] && [ -z "$errs" ]; then
-            ok "valgrind $name ($(tail -1 "$dir/out"))"
+            ok "valgrind $name ($(tail -1 "$dir/out"); $((SECONDS - started)) s)"
         else
             bad "valgrind $name (exit $rc)" "$(grep -A3 "CHECK failed" "$dir/out" | head -12)" \
                 "$(show_logs $errs)"

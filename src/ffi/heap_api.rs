@@ -315,8 +315,7 @@ pub unsafe extern "C" fn zendmm_check_heap(heap: *const zend_mm_heap) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn zendmm_refresh_key(heap: *mut zend_mm_heap) {
     let heap = if heap.is_null() { current_heap() } else { heap };
-    // SAFETY: caller's contract; see `heap_of`.
-    unsafe { (*heap_of(heap)).refresh_secret() };
+    tooled::quietly(heap, |h| h.refresh_secret());
 }
 
 /// Starts a heap's request (`Heap::start`), through the tool when one watches.
