@@ -26,19 +26,15 @@ pub struct FastCache {
     /// (debug modes and tools want every free on the slow path).
     budget: usize,
     secret: usize,
-    /// Protection on: links are checked when decoded and cached blocks carry
-    /// `CACHED_BIT` (see `Heap::protect`).
-    checked: bool,
     pub hits: u64,
     /// Counted by the heap's slow path (small requests the cache missed).
     pub misses: u64,
 }
 
 impl FastCache {
-    /// A cache with protection `checked`, holding blocks only when `enabled`.
-    pub const fn configured(checked: bool, enabled: bool) -> FastCache {
+    /// A cache holding blocks only when `enabled`.
+    pub const fn configured(enabled: bool) -> FastCache {
         let mut c = FastCache::new();
-        c.checked = checked;
         c.budget = if enabled { CACHE_SIZE } else { 0 };
         c
     }
@@ -49,7 +45,6 @@ impl FastCache {
             cached: 0,
             budget: CACHE_SIZE,
             secret: 0,
-            checked: true,
             hits: 0,
             misses: 0,
         }
@@ -66,11 +61,6 @@ impl FastCache {
         self.cached < self.budget
     }
 
-    /// Protection on or off; only while the cache is empty.
-    pub fn set_checked(&mut self, on: bool) {
-        self.checked = on;
-    }
-
     /// Switches the cache on or off; it must be empty.
     pub fn set_enabled(&mut self, on: bool) {
         self.budget = if on { CACHE_SIZE } else { 0 };
@@ -83,18 +73,19 @@ impl FastCache {
     }
 
     /// Pops a block of bucket `index`, or null; it gets the plain used tag
-    /// `used` (size and the request's used bits).
+    /// `used` (size and the request's used bits). `checked` is the heap's
+    /// protection: the link is checked and the cached bit cleared.
     ///
     /// # Safety
     /// Cached blocks are live used blocks (I3); `index < NUM_BUCKETS`.
     #[inline(always)]
-    pub unsafe fn pop(&mut self, index: usize, used: Tag) -> Block {
+    pub unsafe fn pop(&mut self, index: usize, used: Tag, checked: bool) -> Block {
         let b = self.heads[index & (NUM_BUCKETS - 1)];
         if !b.is_null() {
             // SAFETY: caller's contract; the link is checked as it is decoded.
             unsafe {
                 let next = b.prev_free(self.secret);
-                if self.checked {
+                if checked {
                     b.check_links(next, Block::NULL);
                     b.set_tag_only(used);
                 }
@@ -106,15 +97,17 @@ impl FastCache {
         b
     }
 
+    /// `checked` (the heap's protection) marks the block cached in its tag.
+    ///
     /// # Safety
     /// `b` is a used block with tag `tag` in bucket `index`, on no stack.
     #[inline(always)]
-    pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag) {
+    pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag, checked: bool) {
         let slot = self.heads[index & (NUM_BUCKETS - 1)];
         // SAFETY: caller's contract; the link lives in `b`'s data.
         unsafe {
             b.set_prev_free(slot, self.secret);
-            if self.checked {
+            if checked {
                 b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
             }
         }
@@ -230,15 +223,15 @@ mod tests {
             for x in [a, b, d] {
                 x.set_tag_only(Tag::used(32));
             }
-            c.push(a, 0, Tag::used(32));
-            c.push(b, 0, Tag::used(32));
-            c.push(d, 1, Tag::used(48));
+            c.push(a, 0, Tag::used(32), true);
+            c.push(b, 0, Tag::used(32), true);
+            c.push(d, 1, Tag::used(48), true);
             assert!(b.tag().is_cached() && !b.tag().is_used());
             assert_eq!(c.cached(), 112);
-            assert_eq!(c.pop(0, Tag::used(32)), b);
+            assert_eq!(c.pop(0, Tag::used(32), true), b);
             assert_eq!(b.tag(), Tag::used(32));
-            assert_eq!(c.pop(0, Tag::used(32)), a);
-            assert!(c.pop(0, Tag::used(32)).is_null());
+            assert_eq!(c.pop(0, Tag::used(32), true), a);
+            assert!(c.pop(0, Tag::used(32), true).is_null());
             assert_eq!((c.hits, c.cached()), (2, 48));
             let heads = c.take_all();
             assert_eq!(heads[1], d);
@@ -256,6 +249,7 @@ mod tests {
                 Block::at(mem.as_mut_ptr().cast(), 0),
                 0,
                 Tag::used(CACHE_SIZE),
+                true,
             )
         };
         assert!(!c.has_room());

@@ -38,6 +38,18 @@ fn grow_target(ts: usize, total: usize) -> usize {
     }
 }
 
+/// Bytes a block shrunk to `ts` keeps rather than split off. A large block
+/// keeps up to a page, like ZendMM 8's page-granular runs: a string growing
+/// a few bytes at a time then reallocs in place without touching the lists.
+#[inline(always)]
+fn shrink_slack(ts: usize) -> usize {
+    if is_small(ts) {
+        MIN_SIZE
+    } else {
+        GROW_QUANTUM
+    }
+}
+
 /// Largest request served by the small fast path.
 const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
 
@@ -92,7 +104,7 @@ impl Heap {
     /// A heap with `config`, holding no segment yet.
     pub const fn with_config(config: Config) -> Heap {
         Heap {
-            cache: FastCache::configured(config.protect, !config.debug.on),
+            cache: FastCache::configured(!config.debug.on),
             acct: Accounting::new(),
             lists: FreeLists::new(),
             segments: SegmentList::new(),
@@ -170,8 +182,11 @@ impl Heap {
         };
         // SAFETY: cached blocks are live used blocks (I3).
         let b = unsafe {
-            self.cache
-                .pop(bucket_index(ts), Tag::used_with(ts, self.used_bits))
+            self.cache.pop(
+                bucket_index(ts),
+                Tag::used_with(ts, self.used_bits),
+                self.protect,
+            )
         };
         if b.is_null() {
             ptr::null_mut()
@@ -443,7 +458,7 @@ impl Heap {
                 && self.cache.has_room()
                 && (!self.protect || b.plus(size).prev_tag() == tag)
             {
-                self.cache.push(b, bucket_index(size), tag);
+                self.cache.push(b, bucket_index(size), tag, self.protect);
                 return;
             }
             self.free_slow(p);
@@ -485,7 +500,7 @@ impl Heap {
     ///
     /// # Safety
     /// `b` is a block of `size` bytes that nothing references any more.
-    #[inline]
+    #[inline(always)]
     unsafe fn release(&mut self, mut b: Block, mut size: usize) {
         // SAFETY: caller's contract; neighbours exist by I1/I4.
         unsafe {
@@ -565,7 +580,46 @@ impl Heap {
     ///
     /// # Safety
     /// `p` is null or a live block of this heap.
+    #[inline]
     pub unsafe fn realloc2(
+        &mut self,
+        p: *mut u8,
+        size: usize,
+        copy: usize,
+    ) -> Result<NonNull<u8>, MemError> {
+        // Fast path: a valid block that already fits, with too little to
+        // give back for a split (`shrink` would keep it as it is).
+        if !p.is_null() && !self.debug.on {
+            let b = Block::from_data_unchecked(p);
+            // SAFETY: caller's contract; the neighbour is read only for a
+            // used tag of a size some segment holds.
+            unsafe {
+                let tag = b.tag();
+                let orig = tag.size();
+                if tag.kind() == self.used_bits
+                    && orig >= MIN_SIZE
+                    && orig <= self.max_segment
+                    && size <= orig - HEADER_SIZE
+                    && b.plus(orig).prev_tag() == tag
+                {
+                    let ts = true_size(size).unwrap_or(orig);
+                    if orig - ts < shrink_slack(ts) {
+                        return Ok(NonNull::new_unchecked(p));
+                    }
+                }
+            }
+        }
+        // SAFETY: caller's contract.
+        unsafe { self.realloc_slow(p, size, copy) }
+    }
+
+    /// Everything `realloc2` does not do inline.
+    ///
+    /// # Safety
+    /// As [`Heap::realloc2`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_slow(
         &mut self,
         p: *mut u8,
         size: usize,
@@ -581,15 +635,17 @@ impl Heap {
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
-            // Only the block's own tag here; the neighbour's boundary tag is
-            // checked where the neighbour is read (growth, shrink merge).
+            // `used_block`'s test, inline: on failure it reports and does
+            // not return. The mirrored tag after the block is read once here,
+            // for the overflow check and for the growth below.
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
-            if tag.kind() != self.used_bits || tag.size() < MIN_SIZE {
-                self.used_block(p, "erealloc");
-            }
             let orig = tag.size();
-            if self.protect && b.plus(orig).prev_tag() != tag {
+            if tag.kind() != self.used_bits
+                || orig < MIN_SIZE
+                || orig > self.max_segment
+                || b.plus(orig).prev_tag() != tag
+            {
                 self.used_block(p, "erealloc");
             }
             let ts = self.checked_true_size(size)?;
@@ -598,20 +654,19 @@ impl Heap {
                 return Ok(NonNull::new_unchecked(p));
             }
             if is_small(ts) {
-                let nb = self
-                    .cache
-                    .pop(bucket_index(ts), Tag::used_with(ts, self.used_bits));
+                let nb = self.cache.pop(
+                    bucket_index(ts),
+                    Tag::used_with(ts, self.used_bits),
+                    self.protect,
+                );
                 if !nb.is_null() {
                     // tool hook (tool.rs): the fresh block is still protected.
                     crate::tool::copy_to_fresh_block(p, nb.data(), (orig - HEADER_SIZE).min(copy));
-                    self.cache.push(b, bucket_index(orig), tag);
+                    self.cache.push(b, bucket_index(orig), tag, self.protect);
                     return Ok(NonNull::new_unchecked(nb.data()));
                 }
             }
             let next = b.next();
-            if next.prev_tag() != tag {
-                self.used_block(p, "erealloc");
-            }
             let nt = next.tag();
             let first = b.prev_tag() == Tag::FIRST;
             if nt.is_free() {
@@ -638,11 +693,7 @@ impl Heap {
     /// `b` is a live used block of `orig >= ts` bytes.
     unsafe fn shrink(&mut self, b: Block, orig: usize, ts: usize) {
         let mut rest = orig - ts;
-        // A large block keeps up to a page of slack, like ZendMM 8's
-        // page-granular runs: a string growing a few bytes at a time then
-        // reallocs in place without touching the free lists.
-        let slack = if is_small(ts) { MIN_SIZE } else { GROW_QUANTUM };
-        if rest < slack {
+        if rest < shrink_slack(ts) {
             return;
         }
         // SAFETY: caller's contract; the tail lies inside `b`.
@@ -887,7 +938,6 @@ impl Heap {
     /// Switches protection; only while the heap holds no segment.
     pub(crate) fn set_protect(&mut self, on: bool) {
         self.protect = on;
-        self.cache.set_checked(on);
         self.renew_secret();
     }
 
