@@ -22,6 +22,8 @@ pub struct EnvVar {
     pub default: &'static str,
     pub accepts: &'static str,
     pub meaning: &'static str,
+    /// What a bad value prints (before exiting 255, except where it says).
+    pub on_error: &'static str,
 }
 
 /// Every environment variable zendmm reads (README.md has the same table).
@@ -31,54 +33,70 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "malloc",
         accepts: "malloc, mmap_anon, mmap_zero",
         meaning: "where segments come from",
+        on_error: "Wrong or unsupported zend_mm storage type 'NAME', then the supported types",
     },
     EnvVar {
         name: "ZEND_MM_SEG_SIZE",
         default: "256K",
         accepts: "a power of two from 4K to 1G (k/m/g suffixes, 0x hex)",
         meaning: "segment size",
+        on_error: "ZEND_MM_SEG_SIZE must be a power of two / is too small / is too large, with the value; or ZEND_MM_SEG_SIZE must be a number of bytes with an optional k, m or g suffix, got 'VALUE'",
     },
     EnvVar {
         name: "ZEND_MM_COMPACT",
         default: "2M",
         accepts: "a size (k/m/g suffixes, 0x hex); 0 never compacts",
         meaning: "compact storage after a request whose real peak exceeded it",
+        on_error: "ZEND_MM_COMPACT must be a number of bytes with an optional k, m or g suffix, got 'VALUE'",
     },
     EnvVar {
         name: "USE_ZEND_ALLOC",
         default: "1",
         accepts: "an integer; 0 hands request memory to libc malloc (still counted and limited)",
         meaning: "use zendmm's heap for request memory",
+        on_error: "USE_ZEND_ALLOC must be an integer (0 disables zendmm's heap), got 'VALUE'",
     },
     EnvVar {
         name: "ZENDMM_PROTECT",
         default: "1",
         accepts: "0 or 1",
         meaning: "keyed free-list links and fastcache checks (double free, write after free, overflow at free)",
+        on_error: "ZENDMM_PROTECT must be 0 or 1 (heap protection off or on), got 'VALUE'",
     },
     EnvVar {
         name: "ZEND_MM_DEBUG",
         default: "unset (off)",
         accepts: "comma-separated poison_alloc=BYTE, poison_free=BYTE, padding=N (0..4096), check_freelists_on_shutdown=0|1",
         meaning: "PHP 8.5's debug mode: poisoning, canaries past every block, heap check at shutdown",
+        on_error: "ZEND_MM_DEBUG: <what is wrong>, got 'VALUE'",
     },
     EnvVar {
         name: "ZENDMM_STATS",
         default: "unset (no records)",
         accepts: "a file path (created, appended to) or stderr",
         meaning: "append one record line per request end (src/stat_log.rs)",
+        on_error: "ZENDMM_STATS must be a file path or 'stderr', got ''; ZENDMM_STATS: cannot open 'PATH' for appending: REASON",
     },
     EnvVar {
         name: "ZENDMM_CACHE_STAT",
         default: "unset (no counters)",
         accepts: "a file path (created, appended to) or stderr",
         meaning: "count fastcache hits and misses per bucket; write PHP 5.3's table at full shutdown or exit",
+        on_error: "ZENDMM_CACHE_STAT must be a file path or 'stderr', got ''; ZENDMM_CACHE_STAT: cannot open 'PATH' for appending: REASON",
     },
     EnvVar {
         name: "ZEND_ALLOC_PRINT_LEAKS",
         default: "1 if the debug ABI (zendmm_emalloc_dbg & co.) was used, else 0",
         accepts: "0, 1, or empty for the default; read again at every non-silent shutdown",
         meaning: "print PHP's leak report at a non-silent shutdown",
+        on_error: "ZEND_ALLOC_PRINT_LEAKS must be 0 or 1 (or empty for the default), got 'VALUE'",
+    },
+    EnvVar {
+        name: "ZENDMM_PATCH",
+        default: "1",
+        accepts: "0 (leave a PHP executable's own allocator alone), 1 or empty",
+        meaning: "read by the preload constructor: redirect the PHP executable's allocator to zendmm",
+        on_error: "zendmm: ZENDMM_PATCH=\"VALUE\" is not valid (...); not patching EXE (a warning; nothing is patched)",
     },
 ];
 
