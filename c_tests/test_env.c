@@ -39,14 +39,6 @@ static int same(const unsigned char *p, size_t n, unsigned seed)
 		}                                                                        \
 	} while (0)
 
-#define STEP(cond)                                                               \
-	do {                                                                         \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: failed in the child: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                            \
-		}                                                                        \
-	} while (0)
-
 /* Work a heap started with the child's environment. seg is the expected
  * segment size, or 0 when the start-up layout is not checked. */
 static int storage_roundtrip(void *arg)

@@ -161,6 +161,16 @@ static inline zendmm_heap_stats th_stats(const zend_mm_heap *heap)
 
 /* ---- forked children ---------------------------------------------------- */
 
+/* Inside a child function: a failed step prints where and returns 1. */
+#define STEP(cond)                                                               \
+	do {                                                                         \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "%s:%d: failed in the child: %s\n", __FILE__, __LINE__, #cond); \
+			return 1;                                                            \
+		}                                                                        \
+	} while (0)
+
+
 typedef struct th_child {
 	int exited;    /* ended with exit()/_exit() */
 	int status;    /* its exit status */

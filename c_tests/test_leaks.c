@@ -35,14 +35,6 @@ typedef struct shared_state {
 
 static shared_state *shared;
 
-#define STEP(cond)                                                               \
-	do {                                                                         \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: failed in the child: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                            \
-		}                                                                        \
-	} while (0)
-
 static void note(const void *p, size_t size, int line, int orig_line)
 {
 	shared_leak *l = &shared->leaks[shared->n++];

@@ -41,6 +41,16 @@ static int matches(const char *text, const char *pattern)
 		}                                                                       \
 	} while (0)
 
+/* fn(arg) in a child started with env must abort with exactly the report
+ * pattern describes. */
+static void expect_report(const th_env *env, th_child_fn fn, void *arg, const char *pattern)
+{
+	th_child res;
+	th_run_child_env(&res, env, fn, arg);
+	CHECK_SIGNAL(&res, SIGABRT);
+	CHECK_MATCH(&res, pattern);
+}
+
 static uint64_t rng_state;
 static uint64_t rng(void)
 {
@@ -64,10 +74,8 @@ static int child_double_free_small(void *arg)
 static void test_double_free_of_a_cached_block(void)
 {
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	th_child res;
-	th_run_child_env(&res, NULL, child_double_free_small, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_double_free_small, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: block is already in the fastcache (double free) "
 	                  "(pointer %x, block size 64, segment %x of 262144 bytes)\n");
 }
@@ -88,10 +96,8 @@ static int child_double_free_large(void *arg)
 static void test_double_free_of_a_large_block(void)
 {
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	th_child res;
-	th_run_child_env(&res, NULL, child_double_free_large, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_double_free_large, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: block points at a free block (freed twice?) "
 	                  "(pointer %x, block size 5024, segment %x of 262144 bytes)\n");
 }
@@ -129,9 +135,8 @@ static void test_foreign_pointers_are_rejected(void)
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
 	th_child res;
 
-	th_run_child_env(&res, NULL, child_free_stack, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_free_stack, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: block has no block header before it (a pointer zendmm did not hand out?) "
 	                  "(pointer %x, block size 0, in no segment reachable from it)\n");
 
@@ -140,9 +145,8 @@ static void test_foreign_pointers_are_rejected(void)
 	CHECK_PREFIX(res.err, "zend_mm_heap corrupted\nefree: block ");
 	CHECK(strstr(res.err, "in no segment reachable from it)\n") != NULL);
 
-	th_run_child_env(&res, NULL, child_free_mid_block, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_free_mid_block, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: block has no block header before it (a pointer zendmm did not hand out?) "
 	                  "(pointer %x, block size 0, in no segment reachable from it)\n");
 }
@@ -161,10 +165,8 @@ static int child_free_after_shutdown(void *arg)
 static void test_free_after_request_shutdown(void)
 {
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	th_child res;
-	th_run_child_env(&res, NULL, child_free_after_shutdown, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_free_after_shutdown, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: block belongs to a request that has ended "
 	                  "(pointer %x, block size 128, segment %x of 262144 bytes)\n");
 }
@@ -307,17 +309,14 @@ static int child_forged_list_link(void *arg)
 static void test_forged_links_are_caught(void)
 {
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	th_child res;
 
-	th_run_child_env(&res, NULL, child_forged_cache_link, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_forged_cache_link, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "free-list link forged or overwritten (decodes to %x) "
 	                  "(pointer %x, block size 64, segment %x of 262144 bytes)\n");
 
-	th_run_child_env(&res, NULL, child_forged_list_link, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(NULL, child_forged_list_link, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "free-list link forged or overwritten (decodes to %x) "
 	                  "(pointer %x, block size 5024, segment %x of 262144 bytes)\n");
 }
@@ -420,9 +419,8 @@ static void test_zend_mm_debug(void)
 	static const th_env check[] = {{"ZEND_MM_DEBUG", "check_freelists_on_shutdown=1"}, {NULL, NULL}};
 	static const th_env bad[] = {{"ZEND_MM_DEBUG", "padding=lots"}, {NULL, NULL}};
 
-	th_run_child_env(&res, pad, child_canary, (void *)(uintptr_t)3);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(pad, child_canary, (void *)(uintptr_t)3,
+	              "zend_mm_heap corrupted\n"
 	                  "efree: 3 byte(s) overflown past the end of a 10-byte block (canary check) "
 	                  "(pointer %x, block size 64, segment %x of 262144 bytes)\n");
 
@@ -434,9 +432,8 @@ static void test_zend_mm_debug(void)
 	CHECK_EXIT(&res, 0);
 	CHECK_STDERR(&res, "");
 
-	th_run_child_env(&res, check, child_shutdown_check, NULL);
-	CHECK_SIGNAL(&res, SIGABRT);
-	CHECK_MATCH(&res, "zend_mm_heap corrupted\n"
+	expect_report(check, child_shutdown_check, NULL,
+	              "zend_mm_heap corrupted\n"
 	                  "request shutdown: 1 byte(s) overflown past the end of a 30-byte block (canary check) "
 	                  "(pointer %x, block size 64, segment %x of 262144 bytes)\n");
 

@@ -15,14 +15,6 @@
 
 static size_t true_size(size_t n) { return n < 16 ? 32 : (n + 16 + 15) & ~(size_t)15; }
 
-#define STEP(cond)                                                               \
-	do {                                                                         \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: failed in the child: %s\n", __FILE__, __LINE__, #cond); \
-			return 1;                                                            \
-		}                                                                        \
-	} while (0)
-
 static char log_path[128];
 
 static void fresh_log(const char *what)

@@ -1,5 +1,5 @@
 //! `_emalloc` & co. on a heap that valgrind or ASan watches (`Custom::Tool`,
-//! see `crate::tool`): the ordinary heap operation, run [`tool::quiet`]ly,
+//! see `crate::tool`): the ordinary heap operation, run `tool::quiet` (quietly),
 //! then the tool is told what it did to the program's blocks.
 //!
 //! The fastcache stays on: a cached block is protected like a free one, so
