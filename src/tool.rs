@@ -228,9 +228,9 @@ pub(crate) fn moved(p: *mut u8, old: usize, q: *mut u8, new: usize, kept: usize,
             // A new malloc-like block is all undefined: carry over the
             // definedness of the bytes realloc copied.
             let mut bits = vec![0u8; kept];
-            // SAFETY: client requests; `q` holds the `kept` copied bytes,
-            // made addressable by `copy_to_fresh_block` or moved with its
-            // segment; `bits` has `kept` bytes.
+            // `q` holds the `kept` copied bytes, made addressable by
+            // `copy_to_fresh_block` or moved with its segment.
+            // SAFETY: client requests on those bytes; `bits` has `kept` bytes.
             unsafe {
                 let got = quiet(|| zendmm_vg_get_vbits(q.cast(), bits.as_mut_ptr().cast(), kept));
                 zendmm_vg_freelike(p.cast());

@@ -107,9 +107,9 @@ impl<T> HeapBox<'_, T> {
 
 impl<T: ?Sized> Drop for HeapBox<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the box owns a valid T in a block of its layout (see
-        // `from_raw`); the value is dropped first, then its block freed.
-        // `Layout::for_value` is read before the value is dropped.
+        // The value is dropped first, then its block freed; its layout is
+        // read before the value is dropped.
+        // SAFETY: the box owns a valid T in a block of its layout (`from_raw`).
         unsafe {
             let layout = Layout::for_value(self.ptr.as_ref());
             ptr::drop_in_place(self.ptr.as_ptr());

@@ -154,13 +154,13 @@ impl Heap {
     /// Runs `f` on the inner heap. Every `&self` method goes through here.
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut heap::Heap) -> R) -> R {
-        // SAFETY: no other reference to the inner heap is live while `f`
-        // runs. `Heap` is !Sync, so only this thread can be here; the
-        // closures passed in this module only call the inner heap and never
-        // code of the caller's (no drop, no callback), so no second `with`
-        // can start inside one; and the inner heap never calls back into a
-        // heap (the `Storage` contract). `&mut self` methods and drop
-        // exclude `&self` ones by the borrow rules.
+        // `Heap` is !Sync, so only this thread can be here; the closures
+        // passed in this module only call the inner heap and never code of
+        // the caller's (no drop, no callback), so no second `with` can start
+        // inside one; and the inner heap never calls back into a heap (the
+        // `Storage` contract). `&mut self` methods and drop exclude `&self`
+        // ones by the borrow rules.
+        // SAFETY: so no other reference to the inner heap is live while `f` runs.
         f(unsafe { &mut *self.inner.get() })
     }
 
@@ -459,9 +459,9 @@ impl Heap {
         // `raw` is 16-aligned and `align` a larger power of two, so the
         // offset is between 16 and `align`.
         let offset = align - (raw.as_ptr() as usize & (align - 1));
-        // SAFETY: `offset + size <= total`, inside the block; the word
-        // before the aligned address is at least 8 bytes into the block and
-        // pointer-aligned.
+        // The word before the aligned address is at least 8 bytes into the
+        // block and pointer-aligned.
+        // SAFETY: `offset + size <= total`, inside the block (see above).
         unsafe {
             let data = raw.as_ptr().add(offset);
             data.cast::<*mut u8>().sub(1).write(raw.as_ptr());
