@@ -90,15 +90,12 @@ pub struct FreeLists {
     dv: Block,
     /// The key links are XORed with (see `block.rs`); 0 until the heap seeds it.
     secret: usize,
-    /// Type and epoch bits of blocks handed out (`Heap::used_bits`).
-    used_bits: usize,
 }
 
 impl FreeLists {
     pub const fn new() -> FreeLists {
         FreeLists {
             secret: 0,
-            used_bits: 1,
             small_bitmap: 0,
             large_bitmap: 0,
             small: [Block::NULL; NUM_BUCKETS],
@@ -138,14 +135,14 @@ impl FreeLists {
     }
 
     /// Carves `ts` bytes off the front of the designated victim. Returns the
-    /// block, tagged used, and its size (the whole victim when the rest
+    /// block, tagged used with `used_bits` (`Heap::used_bits`), and its size (the whole victim when the rest
     /// would be too small to be a block); null when there is no victim or
     /// it is too small.
     ///
     /// # Safety
     /// The victim, if any, is a live free block (I3).
     #[inline]
-    pub unsafe fn take_from_dv(&mut self, ts: usize) -> (Block, usize) {
+    pub unsafe fn take_from_dv(&mut self, ts: usize, used_bits: usize) -> (Block, usize) {
         let dv = self.dv;
         if dv.is_null() {
             return (Block::NULL, 0);
@@ -159,10 +156,10 @@ impl FreeLists {
             let rest = size - ts;
             if rest < MIN_SIZE {
                 self.dv = Block::NULL;
-                dv.set_tag(Tag::used_with(size, self.used_bits));
+                dv.set_tag(Tag::used_with(size, used_bits));
                 return (dv, size);
             }
-            dv.set_tag(Tag::used_with(ts, self.used_bits));
+            dv.set_tag(Tag::used_with(ts, used_bits));
             let r = dv.plus(ts);
             r.set_tag(Tag::dv(rest));
             self.dv = r;
@@ -171,11 +168,10 @@ impl FreeLists {
     }
 
     /// Forgets every block (their segments are being released); keeps the
-    /// key and epoch.
+    /// key.
     pub fn clear(&mut self) {
         *self = FreeLists {
             secret: self.secret,
-            used_bits: self.used_bits,
             ..FreeLists::new()
         };
     }
@@ -187,9 +183,6 @@ impl FreeLists {
     }
     pub fn set_secret(&mut self, secret: usize) {
         self.secret = secret;
-    }
-    pub fn set_used_bits(&mut self, bits: usize) {
-        self.used_bits = bits;
     }
 
     /// Tags `b` free with `size` and files it by size (`zend_mm_add_to_free_list`).

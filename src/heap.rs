@@ -220,7 +220,7 @@ impl Heap {
                 if is_small(ts) {
                     b = self.lists.find_small(ts);
                     if b.is_null() {
-                        let (v, n) = self.lists.take_from_dv(ts);
+                        let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
                         if !v.is_null() {
                             self.acct.add_used(n);
                             return Ok(NonNull::new_unchecked(v.data()));
@@ -231,7 +231,7 @@ impl Heap {
                     b = self.lists.search_large(ts);
                 }
                 if b.is_null() {
-                    let (v, n) = self.lists.take_from_dv(ts);
+                    let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
                     if !v.is_null() {
                         self.acct.add_used(n);
                         return Ok(NonNull::new_unchecked(v.data()));
@@ -993,7 +993,6 @@ impl Heap {
     /// pass `efree`'s tag check.
     pub(crate) fn next_epoch(&mut self) {
         self.used_bits ^= EPOCH_BIT;
-        self.lists.set_used_bits(self.used_bits);
     }
 
     /// Allocates the emergency reserve if it is missing.
