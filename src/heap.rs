@@ -79,10 +79,6 @@ pub struct Heap {
     pub(crate) env_pending: bool,
     /// Fastcache checks and keyed links on (`ZENDMM_PROTECT`, default on).
     pub(crate) protect: bool,
-    /// The key free-list and fastcache links are XORed with; 0 when
-    /// `protect` is off. Renewed whenever the heap holds no segment, at every
-    /// request end and in a forked child.
-    pub(crate) secret: usize,
     /// Tag bits of a block handed out in this request: `used` plus the
     /// request's epoch parity (see `block::EPOCH_BIT`).
     pub(crate) used_bits: usize,
@@ -115,7 +111,6 @@ impl Heap {
             overflow: false,
             env_pending: false,
             protect: config.protect,
-            secret: 0,
             used_bits: Tag::used(0).raw(),
             max_segment: 0,
             debug: config.debug,
@@ -941,30 +936,32 @@ impl Heap {
         self.renew_secret();
     }
 
-    /// Draws a new link key (when protection is on) and the epoch-free used
-    /// bits stay. Only sound while no link is encoded: no segment is held,
-    /// or every link is re-encoded afterwards (`refresh_secret`).
-    pub(crate) fn renew_secret(&mut self) {
-        self.secret = if self.protect {
+    /// A new key for free-list and fastcache links (kept by `FreeLists` and
+    /// `FastCache`): random when protection is on, else 0 (links in the
+    /// clear).
+    fn new_secret(&self) -> usize {
+        if self.protect {
             crate::debug::random_word()
         } else {
             0
-        };
-        self.lists.set_secret(self.secret);
-        self.cache.set_secret(self.secret);
+        }
+    }
+
+    /// Draws a new link key. Only sound while no link is encoded: no segment
+    /// is held, or every link is re-encoded afterwards (`refresh_secret`).
+    /// Renewed whenever the heap holds no segment and at every request end.
+    pub(crate) fn renew_secret(&mut self) {
+        let secret = self.new_secret();
+        self.lists.set_secret(secret);
+        self.cache.set_secret(secret);
     }
 
     /// A forked child's heap: draws a new key and re-encodes every link and
     /// cache check word, so the parent's key tells nothing about the
     /// child's heap (PHP 8.4's `zend_mm_refresh_key_child`).
     pub fn refresh_secret(&mut self) {
-        let old = self.secret;
-        let new = if self.protect {
-            crate::debug::random_word()
-        } else {
-            0
-        };
-        let delta = old ^ new;
+        let new = self.new_secret();
+        let delta = self.lists.secret() ^ new;
         let mut seg = self.segments.head();
         while !seg.is_null() {
             // SAFETY: listed segments are live; blocks are walked by tags (I1, I4).
@@ -985,7 +982,6 @@ impl Heap {
             }
         }
         self.cache.rekey(new);
-        self.secret = new;
         self.lists.set_secret(new);
     }
 
