@@ -13,7 +13,7 @@
 //! Free blocks use the words after the header as links (`zend_mm_free_block`):
 //! `prev_free`, `next_free`, and for large blocks in the size trie `parent`,
 //! `child[0]`, `child[1]`. Links are stored XORed with the heap's secret key
-//! and checked when decoded (see [`Block::prev_free`]), so a forged or
+//! and checked before they are followed (see [`Block::check_links`]), so a forged or
 //! overwritten link is reported instead of followed.
 //!
 //! Invariants (cited as I1..I5 in `// SAFETY:` comments):
@@ -330,7 +330,7 @@ impl Block {
     /// Decodes a stored link. Not checked here: callers check the links they
     /// are about to follow (`check_links`), once per operation.
     #[inline(always)]
-    unsafe fn decode(self, raw: usize, key: usize, _mask: usize) -> usize {
+    fn decode(raw: usize, key: usize) -> usize {
         raw ^ key
     }
 
@@ -379,14 +379,14 @@ impl Block {
     #[inline(always)]
     pub unsafe fn prev_free(self, key: usize) -> Block {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        unsafe { Block(self.decode(self.word(PREV_FREE), key, LINK_CHECK_MASK) as *mut usize) }
+        unsafe { Block(Block::decode(self.word(PREV_FREE), key) as *mut usize) }
     }
     /// # Safety
     /// As [`Block::prev_free`].
     #[inline(always)]
     pub unsafe fn next_free(self, key: usize) -> Block {
         // SAFETY: every block has room for two links (MIN_SIZE).
-        unsafe { Block(self.decode(self.word(NEXT_FREE), key, LINK_CHECK_MASK) as *mut usize) }
+        unsafe { Block(Block::decode(self.word(NEXT_FREE), key) as *mut usize) }
     }
     /// # Safety
     /// As [`Block::prev_free`].
@@ -410,7 +410,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn parent(self, key: usize) -> usize {
         // SAFETY: large free blocks hold five links.
-        unsafe { self.decode(self.word(PARENT), key, PARENT_CHECK_MASK) }
+        unsafe { Block::decode(self.word(PARENT), key) }
     }
     /// # Safety
     /// As [`Block::parent`].
@@ -424,9 +424,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn child(self, i: usize, key: usize) -> Block {
         // SAFETY: large free blocks hold five links.
-        unsafe {
-            Block(self.decode(self.word(CHILD + (i & 1)), key, LINK_CHECK_MASK) as *mut usize)
-        }
+        unsafe { Block(Block::decode(self.word(CHILD + (i & 1)), key) as *mut usize) }
     }
     /// # Safety
     /// As [`Block::child`].
