@@ -4,7 +4,7 @@
 //! Heaps counting cache statistics (`ffi::observe`) are routed here too.
 
 use super::types::{zend_mm_free_fn, zend_mm_heap, zend_mm_malloc_fn, zend_mm_realloc_fn, Custom};
-use super::{complete, current_heap, heap_of, observe, php, raise, tooled};
+use super::{complete, current_heap, debug, heap_of, observe, php, raise, tooled};
 use crate::heap::Heap;
 use crate::MemError;
 use core::ptr::NonNull;
@@ -156,6 +156,7 @@ pub(crate) fn malloc(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut 
 pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
+        debug::forget(h, p);
         match (*h).custom {
             Custom::Std { free: Some(f), .. } => f(p),
             Custom::Tracked => tracked_free(&mut *super::heap_of(h), p),
@@ -166,12 +167,29 @@ pub(crate) unsafe fn free(h: *mut zend_mm_heap, p: *mut c_void) {
     }
 }
 
-/// `_erealloc` on a routed heap.
+/// `_erealloc` on a routed heap; a recorded location follows the block.
 ///
 /// # Safety
 /// `p` is NULL or came from the same heap's `malloc`/`realloc`.
 #[cold]
 pub(crate) unsafe fn realloc(
+    h: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+    copy: usize,
+    fallible: bool,
+) -> *mut c_void {
+    // SAFETY: caller's contract.
+    unsafe {
+        let q = realloc_by(h, p, size, copy, fallible);
+        debug::moved(h, p, q, size);
+        q
+    }
+}
+
+/// # Safety
+/// As [`realloc`].
+unsafe fn realloc_by(
     h: *mut zend_mm_heap,
     p: *mut c_void,
     size: usize,

@@ -12,8 +12,7 @@
 //! Using any of them turns the leak report on by default for this process.
 
 use super::emalloc::{
-    copy_string, ecalloc_on, efree_on, efree_unlocated, emalloc_on, erealloc_on, safe_emalloc_on,
-    safe_erealloc_on,
+    copy_string, ecalloc_on, efree_on, emalloc_on, erealloc_on, safe_emalloc_on, safe_erealloc_on,
 };
 use super::types::zend_mm_heap;
 use super::{current_heap, heap_of};
@@ -32,6 +31,9 @@ fn record(h: *mut zend_mm_heap, p: *mut c_void, size: usize, at: Location) -> *m
             (*heap_of(h))
                 .locations
                 .insert(p.cast(), Location { size, ..at });
+            // Frees and reallocs now take the routed path, which keeps the
+            // table in step (`custom::free`, `custom::realloc`).
+            (*h).update_routing();
         }
     }
     p
@@ -52,17 +54,15 @@ fn at(
     }
 }
 
-/// Frees a block of `h` while locations are recorded: its own goes first.
+/// Forgets `p`'s location, if the table holds any, before `p` is freed.
 ///
 /// # Safety
-/// As `efree_on`, with `p` not NULL.
-#[cold]
-#[inline(never)]
-pub(crate) unsafe fn efree_located(h: *mut zend_mm_heap, p: *mut c_void) {
-    // SAFETY: caller's contract; see `heap_of`.
-    unsafe {
-        (*heap_of(h)).locations.remove(p.cast());
-        efree_unlocated(h, p)
+/// See `heap_of`.
+pub(crate) unsafe fn forget(h: *mut zend_mm_heap, p: *mut c_void) {
+    // SAFETY: caller's contract.
+    let table = unsafe { &mut (*heap_of(h)).locations };
+    if !table.is_empty() {
+        table.remove(p.cast());
     }
 }
 
@@ -71,14 +71,12 @@ pub(crate) unsafe fn efree_located(h: *mut zend_mm_heap, p: *mut c_void) {
 ///
 /// # Safety
 /// See `heap_of`.
-#[cold]
-#[inline(never)]
 pub(crate) unsafe fn moved(h: *mut zend_mm_heap, p: *mut c_void, q: *mut c_void, size: usize) {
-    if p.is_null() || q.is_null() {
-        return;
-    }
     // SAFETY: caller's contract.
     let table = unsafe { &mut (*heap_of(h)).locations };
+    if p.is_null() || q.is_null() || table.is_empty() {
+        return;
+    }
     if let Some(loc) = table.remove(p.cast()) {
         table.insert(q.cast(), Location { size, ..loc });
     }

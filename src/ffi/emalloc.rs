@@ -1,7 +1,7 @@
 //! Request memory: `_emalloc` & co., on the current heap.
 
 use super::types::zend_mm_heap;
-use super::{complete, current_heap, custom, debug, heap_of, safe_address, settle};
+use super::{complete, current_heap, custom, heap_of, safe_address, settle};
 use crate::MemError;
 use core::ptr;
 use libc::{c_char, c_void};
@@ -37,22 +37,6 @@ pub(crate) unsafe fn efree_on(h: *mut zend_mm_heap, p: *mut c_void) {
     }
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        // A tail call, so the fast path saves no registers for it.
-        if !(*heap_of(h)).locations.is_empty() {
-            return debug::efree_located(h, p);
-        }
-        efree_unlocated(h, p)
-    }
-}
-
-/// `efree_on` once no location needs forgetting.
-///
-/// # Safety
-/// As `efree_on`, with `p` not NULL.
-#[inline(always)]
-pub(crate) unsafe fn efree_unlocated(h: *mut zend_mm_heap, p: *mut c_void) {
-    // SAFETY: caller's contract; see `heap_of`.
-    unsafe {
         if (*h).routed {
             return custom::free(h, p);
         }
@@ -72,15 +56,10 @@ pub(crate) unsafe fn erealloc_on(
 ) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        let q = if (*h).routed {
-            custom::realloc(h, p, size, copy, fallible)
-        } else {
-            complete(h, fallible, |heap| heap.realloc2(p.cast(), size, copy))
-        };
-        if !(*heap_of(h)).locations.is_empty() {
-            debug::moved(h, p, q, size);
+        if (*h).routed {
+            return custom::realloc(h, p, size, copy, fallible);
         }
-        q
+        complete(h, fallible, |heap| heap.realloc2(p.cast(), size, copy))
     }
 }
 

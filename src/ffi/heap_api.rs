@@ -338,4 +338,7 @@ pub(crate) fn shutdown(h: *mut zend_mm_heap, full: bool, silent: bool) {
         // SAFETY: see `heap_of`.
         unsafe { (*heap_of(h)).shutdown(full, silent) }
     }
+    // The shutdown forgot every recorded location.
+    // SAFETY: see `heap_of`.
+    unsafe { (*h).update_routing() };
 }

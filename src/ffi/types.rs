@@ -26,8 +26,8 @@ pub struct zend_mm_heap {
     /// The storage of a heap made by `zend_mm_startup_ex`.
     pub(crate) ext_storage: Option<Box<crate::ffi::storage_ex::ExtStorage>>,
     /// `_emalloc` & co. leave the fast path: custom handlers, tracked
-    /// malloc or counted cache statistics. One flag, so the fast path tests
-    /// one byte whatever is switched on.
+    /// malloc, counted cache statistics or recorded debug-ABI locations. One
+    /// flag, so the fast path tests one byte whatever is switched on.
     pub(crate) routed: bool,
     /// `ZENDMM_STATS` and `ZENDMM_CACHE_STAT` (see `ffi::observe`).
     pub(crate) observe: crate::ffi::observe::Observe,
@@ -56,8 +56,12 @@ impl zend_mm_heap {
         self.update_routing();
     }
 
+    /// `routed`: custom handlers, tracked malloc, counted cache statistics,
+    /// or debug-ABI locations to keep in step with the blocks.
     pub(crate) fn update_routing(&mut self) {
-        self.routed = !self.custom.is_none() || self.observe.counts_cache();
+        self.routed = !self.custom.is_none()
+            || self.observe.counts_cache()
+            || !self.heap.locations.is_empty();
     }
 }
 
