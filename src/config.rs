@@ -1,6 +1,6 @@
 //! Tunables and the environment variables that set them, in one table.
 
-use crate::debug::DebugConfig;
+use crate::debug_mode::DebugConfig;
 use crate::segment::SEGMENT_OVERHEAD;
 use crate::storage::{self, Storage};
 use std::fmt::Write;

@@ -15,7 +15,7 @@ use crate::accounting::Accounting;
 use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
-use crate::debug::DebugConfig;
+use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
@@ -85,7 +85,7 @@ pub struct Heap {
     /// The largest segment held so far: no block is bigger, so a larger size
     /// tag is corrupt and is not followed.
     pub(crate) max_segment: usize,
-    /// `ZEND_MM_DEBUG`: poisoning, padding and canaries (see `debug.rs`).
+    /// `ZEND_MM_DEBUG`: poisoning, padding and canaries (see `debug_mode.rs`).
     pub(crate) debug: DebugConfig,
     /// Callers' locations of blocks from the debug ABI, for the leak report
     /// (src/locations.rs); empty for release-ABI callers.
@@ -941,7 +941,7 @@ impl Heap {
     /// clear).
     fn new_secret(&self) -> usize {
         if self.protect {
-            crate::debug::random_word()
+            crate::debug_mode::random_word()
         } else {
             0
         }

@@ -65,7 +65,7 @@ pub mod cache_stat;
 #[doc(hidden)]
 pub mod config;
 #[doc(hidden)]
-pub mod debug;
+pub mod debug_mode;
 #[doc(hidden)]
 pub mod ffi;
 #[doc(hidden)]
