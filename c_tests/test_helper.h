@@ -14,10 +14,15 @@
  *   return th_report("NAME");
  *       prints "NAME: N passed, M failed" as the last line and returns M,
  *       so each program's exit status is its failure count;
- *   SKIP_UNDER_VALGRIND("why");
+ *   SKIP_UNDER_VALGRIND("why"), SKIP_UNDER_TOOLS("why");
  *       at the top of a test that misuses the heap on purpose: under
- *       valgrind (make test-valgrind) memcheck reports the misuse before
- *       zendmm can, so the test says why and returns.
+ *       valgrind (make test-valgrind), or ASan too, the tool reports the
+ *       misuse before zendmm can, so the test says why and returns;
+ *   STEP(cond)
+ *       inside a child function: on failure print where and return 1;
+ *   zendmm_set_error_handler(th_bail); if (setjmp(TH_BAIL.jump) == 0) ...
+ *       PHP's bailout: th_bail counts the call in TH_BAIL.calls, keeps
+ *       TH_BAIL.kind and TH_BAIL.msg, and longjmps back.
  *
  * Everything goes to stdout except the children's stderr, which is
  * captured. Needs POSIX (compile with -D_GNU_SOURCE).
@@ -26,6 +31,7 @@
 #define ZENDMM_TEST_HELPER_H
 
 #include <errno.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +163,32 @@ static inline zendmm_heap_stats th_stats(const zend_mm_heap *heap)
 	st.size = sizeof st;
 	CHECK(zendmm_stats(heap, &st));
 	return st;
+}
+
+/* ---- a handler that bails out, as PHP's zend_bailout() ------------------ */
+
+/* What th_bail saw, and where it jumps: setjmp(TH_BAIL.jump) first. */
+typedef struct th_bail_state {
+	jmp_buf jump;
+	volatile int calls;
+	volatile int kind;
+	char msg[512];
+} th_bail_state;
+
+static inline th_bail_state *th_bail_state_get(void)
+{
+	static th_bail_state state;
+	return &state;
+}
+#define TH_BAIL (*th_bail_state_get())
+
+/* A zendmm_error_handler: counts the call, keeps kind and message, jumps. */
+static inline void th_bail(zendmm_error_kind kind, const char *message)
+{
+	TH_BAIL.calls++;
+	TH_BAIL.kind = (int)kind;
+	snprintf(TH_BAIL.msg, sizeof TH_BAIL.msg, "%s", message != NULL ? message : "(null)");
+	longjmp(TH_BAIL.jump, 1);
 }
 
 /* ---- forked children ---------------------------------------------------- */

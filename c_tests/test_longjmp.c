@@ -17,18 +17,6 @@
 #define LIMIT ((size_t)2 << 20)
 #define ROUNDS 100
 
-static jmp_buf bailout;
-static volatile int caught;
-static volatile int caught_kind;
-static char caught_msg[512];
-
-static void bailout_handler(zendmm_error_kind kind, const char *message)
-{
-	caught++;
-	caught_kind = (int)kind;
-	snprintf(caught_msg, sizeof caught_msg, "%s", message != NULL ? message : "(null)");
-	longjmp(bailout, 1);
-}
 
 static void other_handler(zendmm_error_kind kind, const char *message)
 {
@@ -152,8 +140,8 @@ static int normal_request(int round)
 
 static void test_set_error_handler_returns_previous(void)
 {
-	CHECK(zendmm_set_error_handler(bailout_handler) == NULL);
-	CHECK(zendmm_set_error_handler(other_handler) == bailout_handler);
+	CHECK(zendmm_set_error_handler(th_bail) == NULL);
+	CHECK(zendmm_set_error_handler(other_handler) == th_bail);
 	CHECK(zendmm_set_error_handler(NULL) == other_handler);
 	CHECK(zendmm_set_error_handler(NULL) == NULL);
 }
@@ -164,28 +152,28 @@ static void test_bailout_rounds(void)
 	static volatile int no_bailout, wrong_kind, wrong_msg, heap_problems, not_baseline, bad_next;
 	char want[512];
 
-	zendmm_set_error_handler(bailout_handler);
+	zendmm_set_error_handler(th_bail);
 	for (round = 0; round < ROUNDS; round++) {
 		int mode = round % MODES;
-		caught = 0;
-		caught_kind = 0;
-		caught_msg[0] = '\0';
+		TH_BAIL.calls = 0;
+		TH_BAIL.kind = 0;
+		TH_BAIL.msg[0] = '\0';
 		if (zend_set_memory_limit(LIMIT) != 0)
 			no_bailout++;
-		if (setjmp(bailout) == 0) {
+		if (setjmp(TH_BAIL.jump) == 0) {
 			(void)nest(0, mode);
 			no_bailout++;
 		}
 		mode = round % MODES; /* re-read after longjmp */
-		if (caught != 1)
+		if (TH_BAIL.calls != 1)
 			no_bailout++;
-		if (caught_kind != (mode == MODE_OVERFLOW ? ZENDMM_ERROR_SIZE_OVERFLOW : ZENDMM_ERROR_MEMORY_LIMIT))
+		if (TH_BAIL.kind != (mode == MODE_OVERFLOW ? ZENDMM_ERROR_SIZE_OVERFLOW : ZENDMM_ERROR_MEMORY_LIMIT))
 			wrong_kind++;
 		expected_message(mode, want, sizeof want);
-		if (mode == MODE_REALLOC ? strncmp(caught_msg, want, strlen(want)) != 0
-		                         : strcmp(caught_msg, want) != 0) {
+		if (mode == MODE_REALLOC ? strncmp(TH_BAIL.msg, want, strlen(want)) != 0
+		                         : strcmp(TH_BAIL.msg, want) != 0) {
 			if (wrong_msg++ == 0)
-				printf("  round %d: got \"%s\"\n      expected \"%s\"\n", round, caught_msg, want);
+				printf("  round %d: got \"%s\"\n      expected \"%s\"\n", round, TH_BAIL.msg, want);
 		}
 
 		shutdown_memory_manager(true, false);
@@ -223,9 +211,9 @@ static void test_persistent_survives_bailout(void)
 
 	table = pestrdup("persistent table", 1);
 	jumped = 0;
-	zendmm_set_error_handler(bailout_handler);
+	zendmm_set_error_handler(th_bail);
 	zend_set_memory_limit(LIMIT);
-	if (setjmp(bailout) == 0)
+	if (setjmp(TH_BAIL.jump) == 0)
 		(void)nest(0, MODE_LARGE);
 	else
 		jumped = 1;
@@ -243,11 +231,11 @@ static void allocating_handler(zendmm_error_kind kind, const char *message)
 	char *copy = estrdup(message);
 	char *scratch = emalloc(2000);
 	memset(scratch, 0, 2000);
-	snprintf(caught_msg, sizeof caught_msg, "%s", copy);
-	caught_kind = (int)kind;
+	snprintf(TH_BAIL.msg, sizeof TH_BAIL.msg, "%s", copy);
+	TH_BAIL.kind = (int)kind;
 	efree(scratch);
 	efree(copy);
-	longjmp(bailout, 1);
+	longjmp(TH_BAIL.jump, 1);
 }
 
 static int allocate_in_handler(void *arg)
@@ -255,13 +243,13 @@ static int allocate_in_handler(void *arg)
 	(void)arg;
 	zendmm_set_error_handler(allocating_handler);
 	zend_set_memory_limit(1u << 20);
-	if (setjmp(bailout) == 0) {
+	if (setjmp(TH_BAIL.jump) == 0) {
 		(void)nest(0, MODE_LARGE);
 		return 1;
 	}
-	if (caught_kind != ZENDMM_ERROR_MEMORY_LIMIT)
+	if (TH_BAIL.kind != ZENDMM_ERROR_MEMORY_LIMIT)
 		return 2;
-	if (strcmp(caught_msg, "Allowed memory size of 1048576 bytes exhausted (tried to allocate 262144 bytes)") != 0)
+	if (strcmp(TH_BAIL.msg, "Allowed memory size of 1048576 bytes exhausted (tried to allocate 262144 bytes)") != 0)
 		return 3;
 	shutdown_memory_manager(true, false);
 	if (zendmm_check_heap(NULL) != 0)
@@ -329,7 +317,7 @@ static void test_returning_handler_exits_255(void)
 static int limit_after_restoring_default(void *arg)
 {
 	(void)arg;
-	zendmm_set_error_handler(bailout_handler);
+	zendmm_set_error_handler(th_bail);
 	zendmm_set_error_handler(NULL);
 	zend_set_memory_limit(1u << 20);
 	(void)nest(0, MODE_LARGE);

@@ -8,7 +8,6 @@
 #include "zendmm_alloc.h"
 
 #include <ctype.h>
-#include <setjmp.h>
 #include <signal.h>
 
 #define SEGMENT 262144
@@ -323,30 +322,19 @@ static void test_forged_links_are_caught(void)
 
 /* ---- the handler takes over --------------------------------------------- */
 
-static sigjmp_buf jump;
-static int seen_kind = -1;
-static char seen_msg[512];
-
-static void catch_corruption(zendmm_error_kind kind, const char *message)
-{
-	seen_kind = (int)kind;
-	snprintf(seen_msg, sizeof seen_msg, "%s", message);
-	siglongjmp(jump, 1);
-}
-
 static int child_handler(void *arg)
 {
 	(void)arg;
-	zendmm_set_error_handler(catch_corruption);
+	zendmm_set_error_handler(th_bail);
 	char *p = emalloc(40);
 	efree(p);
-	if (sigsetjmp(jump, 1) == 0) {
+	if (setjmp(TH_BAIL.jump) == 0) {
 		efree(p);
 		return 1;
 	}
-	if (seen_kind != ZENDMM_ERROR_HEAP_CORRUPTED)
+	if (TH_BAIL.calls != 1 || TH_BAIL.kind != ZENDMM_ERROR_HEAP_CORRUPTED)
 		return 2;
-	if (strncmp(seen_msg, "zend_mm_heap corrupted\nefree: block is already in the fastcache", 63) != 0)
+	if (strncmp(TH_BAIL.msg, "zend_mm_heap corrupted\nefree: block is already in the fastcache", 63) != 0)
 		return 3;
 	return 0;
 }

@@ -53,18 +53,6 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 
 /* ---- the error handler ----------------------------------------------------- */
 
-static jmp_buf bailout;
-static volatile int handler_calls;
-static volatile int handler_kind;
-static char handler_msg[512];
-
-static void bail(zendmm_error_kind kind, const char *message)
-{
-	handler_calls++;
-	handler_kind = (int)kind;
-	snprintf(handler_msg, sizeof handler_msg, "%s", message != NULL ? message : "(null)");
-	longjmp(bailout, 1);
-}
 
 /* ---- what each call must end in ------------------------------------------- */
 
@@ -232,7 +220,7 @@ static void fail(const struct call *c, bool fallible, const char *what, const st
 	printf("  %s%s(%zu, %zu, %zu): %s\n", fallible ? "fallible " : "", entry_names[c->how],
 	       c->a, c->b, c->c, what);
 	printf("      handler calls %d, kind %d, message \"%s\"\n      expected kind %d, \"%s\"\n",
-	       handler_calls, handler_kind, handler_calls ? handler_msg : "", want->kind, want->text);
+	       TH_BAIL.calls, TH_BAIL.kind, TH_BAIL.calls ? TH_BAIL.msg : "", want->kind, want->text);
 	fflush(stdout);
 }
 
@@ -246,18 +234,18 @@ static void attempt(const struct call *c, bool fallible)
 	bool fatal;
 
 	expect(c, fallible, &before, &want);
-	handler_calls = 0;
-	handler_kind = 0;
+	TH_BAIL.calls = 0;
+	TH_BAIL.kind = 0;
 	attempts++;
-	if (setjmp(bailout) == 0)
+	if (setjmp(TH_BAIL.jump) == 0)
 		got = invoke(c, fallible);
-	fatal = handler_calls > 0;
+	fatal = TH_BAIL.calls > 0;
 	fatal_attempts += fatal;
 	after = figures_now();
 
-	if (handler_calls != (want.kind != 0) || got != NULL)
+	if (TH_BAIL.calls != (want.kind != 0) || got != NULL)
 		fail(c, fallible, got != NULL ? "returned a block" : "wrong number of handler calls", &want);
-	else if (fatal && (handler_kind != want.kind || strcmp(handler_msg, want.text) != 0))
+	else if (fatal && (TH_BAIL.kind != want.kind || strcmp(TH_BAIL.msg, want.text) != 0))
 		fail(c, fallible, "wrong error", &want);
 	else if (after.usage != before.usage - (fatal ? RESERVE_TRUE_SIZE : 0) ||
 	         after.peak != before.peak || after.real_usage != before.real_usage)
@@ -411,7 +399,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof reference; i++)
 		reference[i] = (unsigned char)(i * 131 + 7);
 	start_memory_manager();
-	zendmm_set_error_handler(bail);
+	zendmm_set_error_handler(th_bail);
 	start_request();
 	heap_limit = th_stats(NULL).limit;
 	RUN(premises);
