@@ -201,6 +201,7 @@ impl Heap {
     }
 
     /// A block of at least `size` usable bytes, from anywhere but the cache.
+    #[inline(always)]
     pub(crate) fn alloc_block(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let ts = self.checked_true_size(size)?;
         if is_small(ts) {
