@@ -67,6 +67,33 @@ void zendmm_vg_undefined(const void *p, size_t n)
 	(void)VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 }
 
+/* A segment taken from malloc is one malloc'd block to memcheck, which
+ * then describes an access anywhere in the segment by it, not by the
+ * zendmm block around the address (which of the two it names depends on
+ * its hash table's order). Shrinking the malloc'd block to the segment's
+ * links keeps them scanned by the leak checker and leaves the blocks to
+ * describe the rest. Returns 1 if p was such a block. Quiet: p may be
+ * mmapped, unknown to memcheck. */
+unsigned zendmm_vg_shrink_chunk(const void *p, size_t n, size_t keep)
+{
+	unsigned shrunk;
+	VALGRIND_DISABLE_ERROR_REPORTING;
+	VALGRIND_RESIZEINPLACE_BLOCK(p, n, keep, 0);
+	shrunk = VALGRIND_CHECK_MEM_IS_ADDRESSABLE((const char *)p + keep, 1) != 0;
+	VALGRIND_ENABLE_ERROR_REPORTING;
+	return shrunk;
+}
+
+/* Undoes zendmm_vg_shrink_chunk before the storage frees or reallocs p
+ * (valgrind's realloc copies the block's recorded size); a no-op if p was
+ * not shrunk. The grown bytes are undefined. */
+void zendmm_vg_grow_chunk(const void *p, size_t keep, size_t n)
+{
+	VALGRIND_DISABLE_ERROR_REPORTING;
+	VALGRIND_RESIZEINPLACE_BLOCK(p, keep, n, 0);
+	VALGRIND_ENABLE_ERROR_REPORTING;
+}
+
 /* 1 on success (memcheck.h's convention). */
 unsigned zendmm_vg_get_vbits(const void *p, void *bits, size_t n)
 {
@@ -86,6 +113,8 @@ void zendmm_vg_freelike(const void *p) { (void)p; }
 void zendmm_vg_resize(const void *p, size_t o, size_t n) { (void)p; (void)o; (void)n; }
 void zendmm_vg_noaccess(const void *p, size_t n) { (void)p; (void)n; }
 void zendmm_vg_undefined(const void *p, size_t n) { (void)p; (void)n; }
+unsigned zendmm_vg_shrink_chunk(const void *p, size_t n, size_t k) { (void)p; (void)n; (void)k; return 0; }
+void zendmm_vg_grow_chunk(const void *p, size_t k, size_t n) { (void)p; (void)k; (void)n; }
 unsigned zendmm_vg_get_vbits(const void *p, void *b, size_t n) { (void)p; (void)b; (void)n; return 0; }
 unsigned zendmm_vg_set_vbits(const void *p, const void *b, size_t n) { (void)p; (void)b; (void)n; return 0; }
 

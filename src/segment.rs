@@ -22,6 +22,9 @@ pub const SEGMENT_OVERHEAD: usize = SEGMENT_HEADER_SIZE + HEADER_SIZE;
 const SIZE: usize = 0;
 const PREV: usize = 1;
 const NEXT: usize = 2;
+/// The header bytes that hold the size and the links (`tool.rs` keeps
+/// only these inside memcheck's view of a malloc'd segment).
+pub const SEGMENT_LINKS_SIZE: usize = (NEXT + 1) * core::mem::size_of::<usize>();
 
 /// A pointer to a segment header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -34,7 +34,7 @@
 //! protected and a released one goes back accessible.
 
 use crate::block::{Block, HEADER_SIZE};
-use crate::segment::{Segment, SEGMENT_HEADER_SIZE};
+use crate::segment::{Segment, SEGMENT_HEADER_SIZE, SEGMENT_LINKS_SIZE};
 use crate::storage::Storage;
 use core::cell::Cell;
 use core::ptr;
@@ -62,6 +62,8 @@ extern "C" {
     fn zendmm_vg_resize(p: *const c_void, old: usize, new: usize);
     fn zendmm_vg_noaccess(p: *const c_void, n: usize);
     fn zendmm_vg_undefined(p: *const c_void, n: usize);
+    fn zendmm_vg_shrink_chunk(p: *const c_void, n: usize, keep: usize) -> libc::c_uint;
+    fn zendmm_vg_grow_chunk(p: *const c_void, keep: usize, n: usize);
     fn zendmm_vg_get_vbits(p: *const c_void, bits: *mut c_void, n: usize) -> libc::c_uint;
     fn zendmm_vg_set_vbits(p: *const c_void, bits: *const c_void, n: usize) -> libc::c_uint;
 }
@@ -225,6 +227,10 @@ pub(crate) fn resized(p: *mut u8, old: usize, new: usize) {
 pub(crate) fn moved(p: *mut u8, old: usize, q: *mut u8, new: usize, kept: usize, p_in_heap: bool) {
     match tool() {
         VALGRIND => {
+            // Forget `p` first: when its segment moved, its address range
+            // went back to the system, and the buffer below may be there.
+            // SAFETY: a client request on a block valgrind knows.
+            unsafe { zendmm_vg_freelike(p.cast()) };
             // A new malloc-like block is all undefined: carry over the
             // definedness of the bytes realloc copied.
             let mut bits = vec![0u8; kept];
@@ -233,7 +239,6 @@ pub(crate) fn moved(p: *mut u8, old: usize, q: *mut u8, new: usize, kept: usize,
             // SAFETY: client requests on those bytes; `bits` has `kept` bytes.
             unsafe {
                 let got = quiet(|| zendmm_vg_get_vbits(q.cast(), bits.as_mut_ptr().cast(), kept));
-                zendmm_vg_freelike(p.cast());
                 zendmm_vg_malloclike(q.cast(), new);
                 if got == 1 {
                     zendmm_vg_set_vbits(q.cast(), bits.as_ptr().cast(), kept);
@@ -286,6 +291,35 @@ pub unsafe fn copy_to_fresh_block(src: *const u8, dst: *mut u8, len: usize) {
     }
     // SAFETY: caller's contract.
     unsafe { ptr::copy_nonoverlapping(src, dst, len) }
+}
+
+/// Under valgrind, a segment the storage got from malloc stops being one
+/// malloc'd block beyond its links (see `zendmm_vg_shrink_chunk`).
+fn detach(seg: *mut u8, size: usize) {
+    if tool() == VALGRIND {
+        // SAFETY: a quiet client request; valgrind only updates its records.
+        unsafe { zendmm_vg_shrink_chunk(seg.cast(), size, SEGMENT_LINKS_SIZE) };
+    }
+}
+
+/// Undoes [`detach`] before the storage frees or resizes the segment.
+fn attach(seg: *mut u8, size: usize) {
+    if tool() == VALGRIND {
+        // SAFETY: as in `detach`.
+        unsafe { zendmm_vg_grow_chunk(seg.cast(), SEGMENT_LINKS_SIZE, size) };
+    }
+}
+
+/// Valgrind's definedness bits of `n` bytes at `p`, or None without
+/// valgrind.
+fn vbits(p: *const u8, n: usize) -> Option<Vec<u8>> {
+    if tool() != VALGRIND {
+        return None;
+    }
+    let mut bits = vec![0u8; n];
+    // SAFETY: a client request writing `n` bytes into `bits`.
+    let got = unsafe { zendmm_vg_get_vbits(p.cast(), bits.as_mut_ptr().cast(), n) };
+    (got == 1).then_some(bits)
 }
 
 /// Protects a segment of `size` bytes at `seg`, except `keep`. The
@@ -354,6 +388,7 @@ unsafe impl Storage for ToolStorage {
     fn alloc(&self, size: usize) -> *mut u8 {
         let p = self.inner.alloc(size);
         if !p.is_null() {
+            detach(p, size);
             protect_around(p, size, None);
         }
         p
@@ -363,20 +398,30 @@ unsafe impl Storage for ToolStorage {
         // SAFETY: the heap resizes only segments whose first block is its
         // one live block.
         let keep = unsafe { ToolStorage::first_block(p) };
+        // Re-attaching a malloc'd segment makes the kept block undefined.
+        let bits = vbits(p.wrapping_add(keep.0), keep.1);
+        attach(p, old);
         // The storage may copy the segment with memcpy (ASan checks it),
         // and under valgrind the copy keeps the state of each byte.
         set_around(p, old, Some(keep), false);
         // SAFETY: caller's contract.
         let q = unsafe { self.inner.realloc(p, old, new) };
-        if q.is_null() {
-            protect_around(p, old, Some(keep));
-        } else {
-            protect_around(q, new, Some(keep));
+        let (seg, size) = if q.is_null() { (p, old) } else { (q, new) };
+        detach(seg, size);
+        protect_around(seg, size, Some(keep));
+        if let Some(bits) = bits {
+            // Detaching made the kept block noaccess with the rest.
+            let kept = seg.wrapping_add(keep.0);
+            unprotect(kept, keep.1);
+            // SAFETY: a client request on the kept block's bytes, now
+            // addressable; `bits` has that many bytes.
+            unsafe { zendmm_vg_set_vbits(kept.cast(), bits.as_ptr().cast(), keep.1) };
         }
         q
     }
 
     unsafe fn free(&self, p: *mut u8, size: usize) {
+        attach(p, size);
         unprotect(p, size);
         // SAFETY: caller's contract.
         unsafe { self.inner.free(p, size) }

@@ -56,10 +56,10 @@ declare -A VG_EXPECT=(
     [overflow-small]="Invalid write of size 1|0 bytes after a block of size 112 alloc'd"
     [overflow-large]="Invalid write of size 1|0 bytes after a block of size 5,008 alloc'd"
     [underflow]="Invalid write of size 1|1 bytes before a block of size 112 alloc'd"
-    [uaf-small]="Invalid read of size 1|inside a recently re-allocated block of size 262,144"
-    [uaf-large]="Invalid read of size 1|inside a recently re-allocated block of size 262,144"
-    [stale-realloc]="Invalid read of size 1|inside a recently re-allocated block of size 262,144"
-    [after-shutdown]="Invalid read of size 1|inside a recently re-allocated block of size 262,144"
+    [uaf-small]="Invalid read of size 1|0 bytes inside a block of size 112 free'd"
+    [uaf-large]="Invalid read of size 1|100 bytes inside a block of size 5,008 free'd"
+    [stale-realloc]="Invalid read of size 1|8 bytes inside a block of size 112 free'd|realloc"
+    [after-shutdown]="Invalid read of size 1|8 bytes inside a block of size 112 free'd|shutdown"
     [no-shutdown]="3,024 bytes in 3 blocks are definitely lost|zendmm_vg_malloclike"
 )
 declare -A ASAN_EXPECT=(
