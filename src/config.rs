@@ -30,7 +30,7 @@ pub struct EnvVar {
 pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "ZEND_MM_MEM_TYPE",
-        default: "malloc",
+        default: "mmap_anon",
         accepts: "malloc, mmap_anon, mmap_zero",
         meaning: "where segments come from",
         on_error: "Wrong or unsupported zend_mm storage type 'NAME', then the supported types",
@@ -150,9 +150,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// `malloc` storage, 256 KiB segments, compaction above 2 MiB.
+    /// `mmap_anon` storage (PHP 5.3: `malloc`; see README), 256 KiB
+    /// segments, compaction above 2 MiB.
     pub const DEFAULT: Config = Config {
-        storage: &storage::Malloc,
+        storage: &storage::MmapAnon,
         segment_size: SEGMENT_SIZE,
         compact_size: COMPACT_SIZE,
         protect: true,

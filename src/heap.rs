@@ -20,6 +20,7 @@ use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
+use crate::spare::{SpareSegments, SPARE_BYTES};
 use crate::storage::Storage;
 use core::fmt::Write;
 use core::ptr::{self, NonNull};
@@ -67,6 +68,8 @@ pub struct Heap {
     pub(crate) acct: Accounting,
     pub(crate) lists: FreeLists,
     pub(crate) segments: SegmentList,
+    /// Emptied regular segments kept for reuse (src/spare.rs).
+    pub(crate) spare: SpareSegments,
     pub(crate) storage: &'static dyn Storage,
     pub(crate) segment_size: usize,
     pub(crate) compact_size: usize,
@@ -104,6 +107,7 @@ impl Heap {
             acct: Accounting::new(),
             lists: FreeLists::new(),
             segments: SegmentList::new(),
+            spare: SpareSegments::new(),
             storage: config.storage,
             segment_size: config.segment_size,
             compact_size: config.compact_size,
@@ -133,6 +137,8 @@ impl Heap {
         self.env_pending = false;
         match Config::from_env() {
             Ok(c) => {
+                // Spares belong to the old storage and size (S3).
+                self.spare.release(self.storage);
                 self.storage = c.storage;
                 self.segment_size = c.segment_size;
                 self.compact_size = c.compact_size;
@@ -306,7 +312,10 @@ impl Heap {
                 tried: seg_size,
             });
         }
-        let raw = self.storage.alloc(seg_size);
+        let raw = match self.spare.take(seg_size) {
+            Some(seg) => seg.as_ptr(),
+            None => self.storage.alloc(seg_size),
+        };
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
                 allocated: self.acct.real_size,
@@ -536,8 +545,27 @@ impl Heap {
             let size = seg.size();
             self.segments.unlink(seg);
             self.acct.sub_real(size);
-            self.storage.free(seg.as_ptr(), size);
+            self.give_back(seg, size);
         }
+    }
+
+    /// Keeps emptied segment `seg` as a spare, or gives it to the storage.
+    ///
+    /// # Safety
+    /// `seg` is a live segment of `size` bytes in no list, holding no block.
+    pub(crate) unsafe fn give_back(&mut self, seg: Segment, size: usize) {
+        if crate::tool::active() {
+            // Stale pointers into a spare segment must still be caught.
+            // SAFETY: caller's contract.
+            unsafe { crate::tool::protect_segment(seg, size) };
+        }
+        let budget = SPARE_BYTES.max(self.segment_size);
+        // SAFETY: caller's contract.
+        if unsafe { self.spare.keep(seg, budget) } {
+            return;
+        }
+        // SAFETY: caller's contract; the segment came from this storage.
+        unsafe { self.storage.free(seg.as_ptr(), size) };
     }
 
     /// Empties the fastcache into the free lists, giving back segments that
@@ -1026,5 +1054,6 @@ impl Default for Heap {
 impl Drop for Heap {
     fn drop(&mut self) {
         self.release_all_segments(false);
+        self.spare.release(self.storage);
     }
 }

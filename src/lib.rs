@@ -87,6 +87,8 @@ pub mod request;
 #[doc(hidden)]
 pub mod segment;
 #[doc(hidden)]
+pub mod spare;
+#[doc(hidden)]
 pub mod stat_log;
 #[doc(hidden)]
 pub mod stats;

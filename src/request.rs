@@ -42,9 +42,11 @@ impl Heap {
         }
         self.forget_all(!full && reserve_fits);
         if full {
+            self.spare.release(self.storage);
             return;
         }
         if self.compact_size != 0 && real_peak > self.compact_size {
+            self.spare.release(self.storage);
             self.storage.compact();
         }
         self.create_reserve();
@@ -79,8 +81,9 @@ impl Heap {
         }
     }
 
-    /// Gives every segment back to storage, except one of the regular size
-    /// when `keep_one`; returns that one (unlinked) or null.
+    /// Gives every segment back (to the spares first, src/spare.rs), except
+    /// one of the regular size when `keep_one`; returns that one (unlinked)
+    /// or null.
     pub(crate) fn release_all_segments(&mut self, keep_one: bool) -> Segment {
         let mut keep = Segment::NULL;
         let mut seg = self.segments.head();
@@ -92,7 +95,7 @@ impl Heap {
                 if keep_one && keep.is_null() && size == self.segment_size {
                     keep = seg;
                 } else {
-                    self.storage.free(seg.as_ptr(), size);
+                    self.give_back(seg, size);
                 }
                 seg = next;
             }

@@ -149,15 +149,21 @@ run_valgrind() {
     else
         bad "valgrind misuse clean (exit $rc)" "$(head -30 "$dir/clean.log")"
     fi
-    for c in "${VG_CASES[@]}"; do
-        "${VALGRIND[@]}" --log-file="$dir/$c.log" "$prog" "$c" >"$dir/$c.out" 2>&1
-        rc=$?
-        if [ $rc -eq 99 ] && has_all "$dir/$c.log" "${VG_EXPECT[$c]}"; then
-            ok "valgrind misuse $c: reported"
-        else
-            bad "valgrind misuse $c: not reported as expected (exit $rc; want ${VG_EXPECT[$c]})" \
-                "$(head -20 "$dir/$c.log")"
-        fi
+    # Both storages: a malloc'd segment is a block of its own to memcheck,
+    # and must not be the one its reports name.
+    local mem log
+    for mem in mmap_anon malloc; do
+        for c in "${VG_CASES[@]}"; do
+            log=$dir/$c.$mem.log
+            ZEND_MM_MEM_TYPE=$mem "${VALGRIND[@]}" --log-file="$log" "$prog" "$c" >"$dir/$c.$mem.out" 2>&1
+            rc=$?
+            if [ $rc -eq 99 ] && has_all "$log" "${VG_EXPECT[$c]}"; then
+                ok "valgrind misuse $c ($mem): reported"
+            else
+                bad "valgrind misuse $c ($mem): not reported as expected (exit $rc; want ${VG_EXPECT[$c]})" \
+                    "$(head -20 "$log")"
+            fi
+        done
     done
 }
 
