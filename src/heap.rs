@@ -70,6 +70,8 @@ pub struct Heap {
     pub(crate) segments: SegmentList,
     /// Emptied regular segments kept for reuse (src/spare.rs).
     pub(crate) spare: SpareSegments,
+    /// Bytes of spare segments kept at most (see src/spare.rs).
+    pub(crate) spare_budget: usize,
     pub(crate) storage: &'static dyn Storage,
     pub(crate) segment_size: usize,
     pub(crate) compact_size: usize,
@@ -108,6 +110,7 @@ impl Heap {
             lists: FreeLists::new(),
             segments: SegmentList::new(),
             spare: SpareSegments::new(),
+            spare_budget: SPARE_BYTES,
             storage: config.storage,
             segment_size: config.segment_size,
             compact_size: config.compact_size,
@@ -559,7 +562,7 @@ impl Heap {
             // SAFETY: caller's contract.
             unsafe { crate::tool::protect_segment(seg, size) };
         }
-        let budget = SPARE_BYTES.max(self.segment_size);
+        let budget = self.spare_budget.max(self.segment_size);
         // SAFETY: caller's contract.
         if unsafe { self.spare.keep(seg, budget) } {
             return;

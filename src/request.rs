@@ -13,6 +13,7 @@ use crate::block::HEADER_SIZE;
 use crate::config::RESERVE_SIZE;
 use crate::heap::Heap;
 use crate::segment::{Segment, SEGMENT_OVERHEAD};
+use crate::spare::SpareSegments;
 use core::ptr;
 
 impl Heap {
@@ -40,13 +41,17 @@ impl Heap {
         if self.debug.on && self.debug.check_on_shutdown {
             self.debug_check_on_shutdown();
         }
+        if !full {
+            self.spare_budget = SpareSegments::next_budget(self.spare_budget, real_peak);
+        }
         self.forget_all(!full && reserve_fits);
         if full {
             self.spare.release(self.storage);
             return;
         }
+        self.spare
+            .trim(self.storage, self.spare_budget.max(self.segment_size));
         if self.compact_size != 0 && real_peak > self.compact_size {
-            self.spare.release(self.storage);
             self.storage.compact();
         }
         self.create_reserve();

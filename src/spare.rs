@@ -7,19 +7,23 @@
 //! that over and over; so does one that allocates and frees a block bigger
 //! than a segment in a loop (a dedicated segment each time: the `bench`
 //! trace did that 1,097 times). So an emptied segment goes here instead, up
-//! to [`SPARE_BYTES`] in all, and `new_segment` takes one of the exact size
-//! it needs from here first; beyond that budget the storage gets segments
-//! back at once as before. PHP 8's ZendMM keeps emptied chunks the same way
-//! (`cached_chunks`).
+//! to a budget in all, and `new_segment` takes one of the exact size it
+//! needs from here first; beyond that budget the storage gets segments back
+//! at once as before. The budget is [`SPARE_BYTES`], or more after requests
+//! that peaked higher: each request end sets it to the mean of the old
+//! budget and the request's real peak, so the segments of a request that
+//! ends wait for the next one instead of being unmapped and mapped again.
+//! PHP 8's ZendMM keeps emptied chunks the same way (`cached_chunks`, with
+//! its average of peaks).
 //!
 //! Invariants:
 //! - S1: a spare segment is in no heap list and holds no block: nothing
 //!   points into it; its first block is re-formatted when it is reused.
 //! - S2: spare segments are not counted in `real_size`, so they never count
 //!   against `memory_limit` (nor does ZendMM 8's chunk cache).
-//! - S3: they total at most `max(SPARE_BYTES, segment_size)` bytes; all go
-//!   back to the storage at a full shutdown and whenever the storage is
-//!   compacted (`ZEND_MM_COMPACT`). Each keeps its size in its header.
+//! - S3: they total at most the heap's budget (at least `SPARE_BYTES` and
+//!   one segment); all go back to the storage at a full shutdown. Each
+//!   keeps its size in its header.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
@@ -87,7 +91,13 @@ impl SpareSegments {
 
     /// Gives every spare segment back to `storage`, which made them.
     pub fn release(&mut self, storage: &dyn Storage) {
-        loop {
+        self.trim(storage, 0);
+    }
+
+    /// Gives spare segments back to `storage` until at most `budget` bytes
+    /// are kept.
+    pub fn trim(&mut self, storage: &dyn Storage, budget: usize) {
+        while self.bytes > budget {
             let seg = self.list.head();
             if seg.is_null() {
                 break;
@@ -98,14 +108,83 @@ impl SpareSegments {
                 let size = seg.size();
                 self.list.unlink(seg);
                 storage.free(seg.as_ptr(), size);
+                self.bytes -= size;
             }
         }
-        self.bytes = 0;
+    }
+
+    /// The next budget after a request that peaked at `real_peak` bytes.
+    pub fn next_budget(budget: usize, real_peak: usize) -> usize {
+        (budget / 2 + real_peak / 2).max(SPARE_BYTES)
     }
 }
 
 impl Default for SpareSegments {
     fn default() -> SpareSegments {
         SpareSegments::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Malloc;
+
+    const SEG: usize = 256 << 10;
+
+    fn segment(size: usize) -> Segment {
+        let raw = Malloc.alloc(size);
+        assert!(!raw.is_null());
+        // SAFETY: `size` fresh bytes from the storage.
+        unsafe { Segment::format(raw, size).0 }
+    }
+
+    #[test]
+    fn keeps_within_the_budget_and_takes_by_exact_size() {
+        let mut spare = SpareSegments::new();
+        // SAFETY: fresh segments in no list, holding no used block.
+        unsafe {
+            assert!(spare.keep(segment(SEG), SPARE_BYTES));
+            assert!(spare.keep(segment(2 * SEG), SPARE_BYTES));
+            let big = segment(SPARE_BYTES);
+            assert!(!spare.keep(big, SPARE_BYTES), "over the budget");
+            Malloc.free(big.as_ptr(), SPARE_BYTES);
+        }
+        assert_eq!(spare.count(), 2);
+        assert!(spare.take(3 * SEG).is_none());
+        let s = spare.take(2 * SEG).expect("the 512 KiB one");
+        // SAFETY: taken from the spares: live, in no list.
+        unsafe {
+            assert_eq!(s.size(), 2 * SEG);
+            Malloc.free(s.as_ptr(), 2 * SEG);
+        }
+        spare.release(&Malloc);
+        assert_eq!(spare.count(), 0);
+        assert!(spare.take(SEG).is_none());
+    }
+
+    #[test]
+    fn trim_gives_back_down_to_the_budget() {
+        let mut spare = SpareSegments::new();
+        for _ in 0..6 {
+            // SAFETY: fresh segments in no list, holding no used block.
+            assert!(unsafe { spare.keep(segment(SEG), 6 * SEG) });
+        }
+        spare.trim(&Malloc, 2 * SEG + 1);
+        assert_eq!(spare.count(), 2);
+        spare.trim(&Malloc, 0);
+        assert_eq!(spare.count(), 0);
+    }
+
+    #[test]
+    fn the_budget_follows_the_mean_of_peaks_and_never_drops_below_the_floor() {
+        assert_eq!(SpareSegments::next_budget(SPARE_BYTES, 0), SPARE_BYTES);
+        let b = SpareSegments::next_budget(SPARE_BYTES, 30 << 20);
+        assert_eq!(b, 16 << 20);
+        assert_eq!(SpareSegments::next_budget(b, 0), 8 << 20);
+        assert_eq!(
+            SpareSegments::next_budget(8 << 20, 0),
+            SPARE_BYTES.max(4 << 20)
+        );
     }
 }
