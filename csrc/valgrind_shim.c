@@ -72,16 +72,13 @@ void zendmm_vg_undefined(const void *p, size_t n)
  * zendmm block around the address (which of the two it names depends on
  * its hash table's order). Shrinking the malloc'd block to the segment's
  * links keeps them scanned by the leak checker and leaves the blocks to
- * describe the rest. Returns 1 if p was such a block. Quiet: p may be
- * mmapped, unknown to memcheck. */
-unsigned zendmm_vg_shrink_chunk(const void *p, size_t n, size_t keep)
+ * describe the rest. Quiet: p may be mmapped, unknown to memcheck, and
+ * then nothing changes. */
+void zendmm_vg_shrink_chunk(const void *p, size_t n, size_t keep)
 {
-	unsigned shrunk;
 	VALGRIND_DISABLE_ERROR_REPORTING;
 	VALGRIND_RESIZEINPLACE_BLOCK(p, n, keep, 0);
-	shrunk = VALGRIND_CHECK_MEM_IS_ADDRESSABLE((const char *)p + keep, 1) != 0;
 	VALGRIND_ENABLE_ERROR_REPORTING;
-	return shrunk;
 }
 
 /* Undoes zendmm_vg_shrink_chunk before the storage frees or reallocs p
@@ -113,7 +110,7 @@ void zendmm_vg_freelike(const void *p) { (void)p; }
 void zendmm_vg_resize(const void *p, size_t o, size_t n) { (void)p; (void)o; (void)n; }
 void zendmm_vg_noaccess(const void *p, size_t n) { (void)p; (void)n; }
 void zendmm_vg_undefined(const void *p, size_t n) { (void)p; (void)n; }
-unsigned zendmm_vg_shrink_chunk(const void *p, size_t n, size_t k) { (void)p; (void)n; (void)k; return 0; }
+void zendmm_vg_shrink_chunk(const void *p, size_t n, size_t k) { (void)p; (void)n; (void)k; }
 void zendmm_vg_grow_chunk(const void *p, size_t k, size_t n) { (void)p; (void)k; (void)n; }
 unsigned zendmm_vg_get_vbits(const void *p, void *b, size_t n) { (void)p; (void)b; (void)n; return 0; }
 unsigned zendmm_vg_set_vbits(const void *p, const void *b, size_t n) { (void)p; (void)b; (void)n; return 0; }

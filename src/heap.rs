@@ -20,7 +20,7 @@ use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
-use crate::spare::{SpareSegments, SPARE_BYTES};
+use crate::spare::SpareSegments;
 use crate::storage::Storage;
 use core::fmt::Write;
 use core::ptr::{self, NonNull};
@@ -70,8 +70,6 @@ pub struct Heap {
     pub(crate) segments: SegmentList,
     /// Emptied regular segments kept for reuse (src/spare.rs).
     pub(crate) spare: SpareSegments,
-    /// Bytes of spare segments kept at most (see src/spare.rs).
-    pub(crate) spare_budget: usize,
     pub(crate) storage: &'static dyn Storage,
     pub(crate) segment_size: usize,
     pub(crate) compact_size: usize,
@@ -110,7 +108,6 @@ impl Heap {
             lists: FreeLists::new(),
             segments: SegmentList::new(),
             spare: SpareSegments::new(),
-            spare_budget: SPARE_BYTES,
             storage: config.storage,
             segment_size: config.segment_size,
             compact_size: config.compact_size,
@@ -562,9 +559,8 @@ impl Heap {
             // SAFETY: caller's contract.
             unsafe { crate::tool::protect_segment(seg, size) };
         }
-        let budget = self.spare_budget.max(self.segment_size);
         // SAFETY: caller's contract.
-        if unsafe { self.spare.keep(seg, budget) } {
+        if unsafe { self.spare.keep(seg) } {
             return;
         }
         // SAFETY: caller's contract; the segment came from this storage.

@@ -13,7 +13,6 @@ use crate::block::HEADER_SIZE;
 use crate::config::RESERVE_SIZE;
 use crate::heap::Heap;
 use crate::segment::{Segment, SEGMENT_OVERHEAD};
-use crate::spare::SpareSegments;
 use core::ptr;
 
 impl Heap {
@@ -42,15 +41,15 @@ impl Heap {
             self.debug_check_on_shutdown();
         }
         if !full {
-            self.spare_budget = SpareSegments::next_budget(self.spare_budget, real_peak);
+            // Before the segments are given back, so they meet the new budget.
+            self.spare
+                .end_request(self.storage, real_peak, self.segment_size);
         }
         self.forget_all(!full && reserve_fits);
         if full {
             self.spare.release(self.storage);
             return;
         }
-        self.spare
-            .trim(self.storage, self.spare_budget.max(self.segment_size));
         if self.compact_size != 0 && real_peak > self.compact_size {
             self.storage.compact();
         }
@@ -128,5 +127,32 @@ impl Heap {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::heap::Heap;
+    use crate::spare::SPARE_BYTES;
+
+    #[test]
+    fn a_request_end_keeps_its_segments_within_the_budget_its_peak_sets() {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        let seg = h.segment_size();
+        // One 200 KiB block per regular segment: about 10 MiB in 40.
+        for _ in 0..40 {
+            h.alloc(200 << 10).unwrap();
+        }
+        let peak = h.acct.real_peak;
+        h.shutdown(false, true);
+        // The budget became (2 MiB + peak) / 2 before the segments were
+        // given back, so they were kept up to it, not up to the old 2 MiB.
+        let kept = h.spare.count() * seg;
+        assert!(kept > SPARE_BYTES, "{kept} bytes kept");
+        assert!(kept <= SPARE_BYTES / 2 + peak / 2, "{kept} bytes kept");
+        h.shutdown(true, true);
+        assert_eq!(h.spare.count(), 0, "a full shutdown gives every spare back");
     }
 }

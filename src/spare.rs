@@ -1,4 +1,4 @@
-//! Spare segments: emptied regular segments kept for reuse.
+//! Spare segments: emptied segments kept for reuse.
 //!
 //! With mmap storage (the default) a segment given back is unmapped, and
 //! taking one again costs a `mmap` and a page fault per page touched. A
@@ -21,9 +21,9 @@
 //!   points into it; its first block is re-formatted when it is reused.
 //! - S2: spare segments are not counted in `real_size`, so they never count
 //!   against `memory_limit` (nor does ZendMM 8's chunk cache).
-//! - S3: they total at most the heap's budget (at least `SPARE_BYTES` and
-//!   one segment); all go back to the storage at a full shutdown. Each
-//!   keeps its size in its header.
+//! - S3: they total at most the budget (at least `SPARE_BYTES`, and room
+//!   for one regular segment); all go back to the storage at a full
+//!   shutdown. Each keeps its size in its header.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
@@ -38,6 +38,8 @@ pub const SPARE_BYTES: usize = 2 << 20;
 pub struct SpareSegments {
     list: SegmentList,
     bytes: usize,
+    /// Most bytes kept (S3).
+    budget: usize,
 }
 
 impl SpareSegments {
@@ -45,6 +47,7 @@ impl SpareSegments {
         SpareSegments {
             list: SegmentList::new(),
             bytes: 0,
+            budget: SPARE_BYTES,
         }
     }
 
@@ -53,16 +56,16 @@ impl SpareSegments {
         self.list.count()
     }
 
-    /// Keeps `seg`, an emptied segment, if that stays within `budget`
-    /// bytes; returns whether it did (else the caller gives it back to the
+    /// Keeps `seg`, an emptied segment, if that stays within the budget;
+    /// returns whether it did (else the caller gives it back to the
     /// storage).
     ///
     /// # Safety
     /// `seg` is a live segment in no list, holding no block (S1).
-    pub unsafe fn keep(&mut self, seg: Segment, budget: usize) -> bool {
+    pub unsafe fn keep(&mut self, seg: Segment) -> bool {
         // SAFETY: caller's contract.
         let size = unsafe { seg.size() };
-        if self.bytes + size > budget {
+        if self.bytes + size > self.budget {
             return false;
         }
         // SAFETY: caller's contract; only the header's links are rewritten.
@@ -94,9 +97,19 @@ impl SpareSegments {
         self.trim(storage, 0);
     }
 
+    /// A request that peaked at `real_peak` bytes ended: the budget becomes
+    /// the mean of the old one and that peak (at least `SPARE_BYTES` and
+    /// one `segment_size`), and spares beyond it go back to `storage`.
+    pub fn end_request(&mut self, storage: &dyn Storage, real_peak: usize, segment_size: usize) {
+        self.budget = (self.budget / 2 + real_peak / 2)
+            .max(SPARE_BYTES)
+            .max(segment_size);
+        self.trim(storage, self.budget);
+    }
+
     /// Gives spare segments back to `storage` until at most `budget` bytes
     /// are kept.
-    pub fn trim(&mut self, storage: &dyn Storage, budget: usize) {
+    fn trim(&mut self, storage: &dyn Storage, budget: usize) {
         while self.bytes > budget {
             let seg = self.list.head();
             if seg.is_null() {
@@ -111,11 +124,6 @@ impl SpareSegments {
                 self.bytes -= size;
             }
         }
-    }
-
-    /// The next budget after a request that peaked at `real_peak` bytes.
-    pub fn next_budget(budget: usize, real_peak: usize) -> usize {
-        (budget / 2 + real_peak / 2).max(SPARE_BYTES)
     }
 }
 
@@ -144,10 +152,10 @@ mod tests {
         let mut spare = SpareSegments::new();
         // SAFETY: fresh segments in no list, holding no used block.
         unsafe {
-            assert!(spare.keep(segment(SEG), SPARE_BYTES));
-            assert!(spare.keep(segment(2 * SEG), SPARE_BYTES));
+            assert!(spare.keep(segment(SEG)));
+            assert!(spare.keep(segment(2 * SEG)));
             let big = segment(SPARE_BYTES);
-            assert!(!spare.keep(big, SPARE_BYTES), "over the budget");
+            assert!(!spare.keep(big), "over the budget");
             Malloc.free(big.as_ptr(), SPARE_BYTES);
         }
         assert_eq!(spare.count(), 2);
@@ -168,7 +176,7 @@ mod tests {
         let mut spare = SpareSegments::new();
         for _ in 0..6 {
             // SAFETY: fresh segments in no list, holding no used block.
-            assert!(unsafe { spare.keep(segment(SEG), 6 * SEG) });
+            assert!(unsafe { spare.keep(segment(SEG)) });
         }
         spare.trim(&Malloc, 2 * SEG + 1);
         assert_eq!(spare.count(), 2);
@@ -178,13 +186,22 @@ mod tests {
 
     #[test]
     fn the_budget_follows_the_mean_of_peaks_and_never_drops_below_the_floor() {
-        assert_eq!(SpareSegments::next_budget(SPARE_BYTES, 0), SPARE_BYTES);
-        let b = SpareSegments::next_budget(SPARE_BYTES, 30 << 20);
-        assert_eq!(b, 16 << 20);
-        assert_eq!(SpareSegments::next_budget(b, 0), 8 << 20);
-        assert_eq!(
-            SpareSegments::next_budget(8 << 20, 0),
-            SPARE_BYTES.max(4 << 20)
-        );
+        let mut spare = SpareSegments::new();
+        spare.end_request(&Malloc, 0, SEG);
+        assert_eq!(spare.budget, SPARE_BYTES);
+        spare.end_request(&Malloc, 30 << 20, SEG);
+        assert_eq!(spare.budget, 16 << 20);
+        for _ in 0..40 {
+            // SAFETY: fresh segments in no list, holding no used block.
+            assert!(unsafe { spare.keep(segment(SEG)) });
+        }
+        spare.end_request(&Malloc, 0, SEG);
+        assert_eq!(spare.budget, 8 << 20);
+        assert_eq!(spare.count(), 32, "trimmed to the new budget");
+        spare.end_request(&Malloc, 0, SEG);
+        assert_eq!(spare.budget, SPARE_BYTES.max(4 << 20));
+        spare.end_request(&Malloc, 0, 8 << 20);
+        assert_eq!(spare.budget, 8 << 20, "room for one regular segment");
+        spare.release(&Malloc);
     }
 }

@@ -62,7 +62,7 @@ extern "C" {
     fn zendmm_vg_resize(p: *const c_void, old: usize, new: usize);
     fn zendmm_vg_noaccess(p: *const c_void, n: usize);
     fn zendmm_vg_undefined(p: *const c_void, n: usize);
-    fn zendmm_vg_shrink_chunk(p: *const c_void, n: usize, keep: usize) -> libc::c_uint;
+    fn zendmm_vg_shrink_chunk(p: *const c_void, n: usize, keep: usize);
     fn zendmm_vg_grow_chunk(p: *const c_void, keep: usize, n: usize);
     fn zendmm_vg_get_vbits(p: *const c_void, bits: *mut c_void, n: usize) -> libc::c_uint;
     fn zendmm_vg_set_vbits(p: *const c_void, bits: *const c_void, n: usize) -> libc::c_uint;

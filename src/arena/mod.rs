@@ -353,11 +353,11 @@ impl Heap {
 
     /// Forgets every allocation at once, the end of a request: whole
     /// segments go back to storage, except one of the regular size, kept
-    /// empty for the next request, and up to 2 MiB of spare segments the
-    /// next request takes before asking the storage (they count in no
-    /// usage figure; dropping the heap gives them back). The cost grows
-    /// with the number of segments, never with the number of blocks. Usage and peaks restart
-    /// from 0 (the real ones from the kept segment); the limit stays.
+    /// empty for the next request, and spare segments within their budget
+    /// (2 MiB here), which the next request takes before asking the
+    /// storage (they count in no usage figure; dropping the heap gives
+    /// them back). The cost grows with the number of segments, never with
+    /// the number of blocks. Usage and peaks restart from 0 (the real ones from the kept segment); the limit stays.
     ///
     /// Nothing allocated from the heap can be alive here: `&mut self`
     /// proves it. Values that were [leaked](HeapBox::leak) or
