@@ -836,6 +836,20 @@ static inline void s_realloc(slot *s, size_t size)
     s->size = size;
 }
 
+/* Profiling aid: with REPLAY_PERF_CTL=path (the control fifo of
+ * `perf record -D -1 --control fifo:path`), only the timed loop is sampled. */
+static void perf_control(const char *cmd)
+{
+    const char *path = getenv("REPLAY_PERF_CTL");
+    if (!path)
+        return;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("REPLAY_PERF_CTL: cannot open the perf control fifo");
+    fprintf(f, "%s\n", cmd);
+    fclose(f);
+}
+
 static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
 {
     g_rng = seed;
@@ -882,6 +896,7 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
     size_t calls = 0;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
+    perf_control("enable");
     uint64_t t0 = now_ns();
     while (calls < ops) {
         uint64_t u = rnd();
@@ -909,6 +924,7 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
         }
     }
     uint64_t ns = now_ns() - t0;
+    perf_control("disable");
     getrusage(RUSAGE_SELF, &ru1);
     size_t own = own_peak_now();
     printf("RESULT mode=scale alloc=%s live_mib=%zu live_bytes=%zu old_blocks=%zu ops=%zu ns=%llu "

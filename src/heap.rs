@@ -559,8 +559,18 @@ impl Heap {
             // SAFETY: caller's contract.
             unsafe { crate::tool::protect_segment(seg, size) };
         }
+        // Within a request, regular segments are kept up to half its real
+        // peak: a request that frees its way out of many segments and
+        // builds them again (strings.php) then maps and faults nothing
+        // twice. They were in use a moment before, so the peak resident
+        // set does not grow; the request end trims them to the budget.
+        let allowance = if size == self.segment_size {
+            self.acct.real_peak / 2
+        } else {
+            0
+        };
         // SAFETY: caller's contract.
-        if unsafe { self.spare.keep(seg) } {
+        if unsafe { self.spare.keep(seg, allowance) } {
             return;
         }
         // SAFETY: caller's contract; the segment came from this storage.

@@ -56,16 +56,16 @@ impl SpareSegments {
         self.list.count()
     }
 
-    /// Keeps `seg`, an emptied segment, if that stays within the budget;
-    /// returns whether it did (else the caller gives it back to the
-    /// storage).
+    /// Keeps `seg`, an emptied segment, if that stays within the budget,
+    /// or within `allowance` when that is larger; returns whether it did
+    /// (else the caller gives it back to the storage).
     ///
     /// # Safety
     /// `seg` is a live segment in no list, holding no block (S1).
-    pub unsafe fn keep(&mut self, seg: Segment) -> bool {
+    pub unsafe fn keep(&mut self, seg: Segment, allowance: usize) -> bool {
         // SAFETY: caller's contract.
         let size = unsafe { seg.size() };
-        if self.bytes + size > self.budget {
+        if self.bytes + size > self.budget.max(allowance) {
             return false;
         }
         // SAFETY: caller's contract; only the header's links are rewritten.
@@ -152,10 +152,10 @@ mod tests {
         let mut spare = SpareSegments::new();
         // SAFETY: fresh segments in no list, holding no used block.
         unsafe {
-            assert!(spare.keep(segment(SEG)));
-            assert!(spare.keep(segment(2 * SEG)));
+            assert!(spare.keep(segment(SEG), 0));
+            assert!(spare.keep(segment(2 * SEG), 0));
             let big = segment(SPARE_BYTES);
-            assert!(!spare.keep(big), "over the budget");
+            assert!(!spare.keep(big, 0), "over the budget");
             Malloc.free(big.as_ptr(), SPARE_BYTES);
         }
         assert_eq!(spare.count(), 2);
@@ -176,7 +176,7 @@ mod tests {
         let mut spare = SpareSegments::new();
         for _ in 0..6 {
             // SAFETY: fresh segments in no list, holding no used block.
-            assert!(unsafe { spare.keep(segment(SEG)) });
+            assert!(unsafe { spare.keep(segment(SEG), 0) });
         }
         spare.trim(&Malloc, 2 * SEG + 1);
         assert_eq!(spare.count(), 2);
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(spare.budget, 16 << 20);
         for _ in 0..40 {
             // SAFETY: fresh segments in no list, holding no used block.
-            assert!(unsafe { spare.keep(segment(SEG)) });
+            assert!(unsafe { spare.keep(segment(SEG), 0) });
         }
         spare.end_request(&Malloc, 0, SEG);
         assert_eq!(spare.budget, 8 << 20);
