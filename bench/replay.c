@@ -52,6 +52,20 @@ static void die(const char *fmt, ...)
     exit(3);
 }
 
+/* Profiling aid: with REPLAY_PERF_CTL=path (the control fifo of
+ * `perf record -D -1 --control fifo:path`), only the timed loop is sampled. */
+static void perf_control(const char *cmd)
+{
+    const char *path = getenv("REPLAY_PERF_CTL");
+    if (!path)
+        return;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("REPLAY_PERF_CTL: cannot open the perf control fifo");
+    fprintf(f, "%s\n", cmd);
+    fclose(f);
+}
+
 static inline uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -658,6 +672,7 @@ static int mode_trace(const char *trace, bool breakdown)
     bool hwm_ok = reset_hwm();
     long rss0 = rss_kib();
     getrusage(RUSAGE_SELF, &ru0);
+    perf_control("enable");
     uint64_t tsc0 = __rdtsc();
     uint64_t t0 = now_ns();
     if (breakdown)
@@ -665,6 +680,7 @@ static int mode_trace(const char *trace, bool breakdown)
     else
         replay_all();
     uint64_t t1 = now_ns();
+    perf_control("disable");
     uint64_t tsc1 = __rdtsc();
     getrusage(RUSAGE_SELF, &ru1);
     long peak = hwm_ok ? hwm_kib() : ru1.ru_maxrss;
@@ -834,20 +850,6 @@ static inline void s_realloc(slot *s, size_t size)
     p[size - 1] = tagof(size);
     s->p = p;
     s->size = size;
-}
-
-/* Profiling aid: with REPLAY_PERF_CTL=path (the control fifo of
- * `perf record -D -1 --control fifo:path`), only the timed loop is sampled. */
-static void perf_control(const char *cmd)
-{
-    const char *path = getenv("REPLAY_PERF_CTL");
-    if (!path)
-        return;
-    FILE *f = fopen(path, "w");
-    if (!f)
-        die("REPLAY_PERF_CTL: cannot open the perf control fifo");
-    fprintf(f, "%s\n", cmd);
-    fclose(f);
 }
 
 static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)

@@ -323,6 +323,7 @@ impl Heap {
             });
         }
         self.acct.add_real(seg_size);
+        self.cache.follow(self.acct.real_size);
         self.max_segment = self.max_segment.max(seg_size);
         // SAFETY: the storage gave `seg_size` bytes, a multiple of the
         // segment size and larger than the overhead.
@@ -545,6 +546,7 @@ impl Heap {
             let size = seg.size();
             self.segments.unlink(seg);
             self.acct.sub_real(size);
+            self.cache.follow(self.acct.real_size);
             self.give_back(seg, size);
         }
     }
