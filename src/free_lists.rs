@@ -500,11 +500,27 @@ impl FreeLists {
         }
     }
 
-    /// The head of the first non-empty small list serving `true_size` or more.
+    /// A listed small block of `true_size` bytes, or 16 more: one carving
+    /// would not split.
     ///
     /// # Safety
     /// The lists hold only live blocks (I3).
     #[inline]
+    pub unsafe fn find_small_fit(&self, true_size: usize) -> Block {
+        let index = bucket_index(true_size);
+        // Buckets `index` and `index + 1`: a block 16 bytes bigger is used
+        // whole (the rest could not hold a block, MIN_SIZE).
+        let bitmap = (self.small_bitmap >> index) & 0b11;
+        if bitmap == 0 {
+            return Block::NULL;
+        }
+        self.small[index + bitmap.trailing_zeros() as usize]
+    }
+
+    /// The smallest listed small block of at least `true_size` bytes.
+    ///
+    /// # Safety
+    /// The lists hold only live blocks (I3).
     pub unsafe fn find_small(&self, true_size: usize) -> Block {
         let index = bucket_index(true_size);
         let bitmap = self.small_bitmap >> index;

@@ -220,13 +220,16 @@ impl Heap {
             unsafe {
                 let mut b = Block::NULL;
                 if is_small(ts) {
-                    b = self.lists.find_small(ts);
+                    // dlmalloc's order: a block that fits without a split,
+                    // then the victim, then a bigger small block.
+                    b = self.lists.find_small_fit(ts);
                     if b.is_null() {
                         let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
                         if !v.is_null() {
                             self.acct.add_used(n);
                             return Ok(NonNull::new_unchecked(v.data()));
                         }
+                        b = self.lists.find_small(ts);
                     }
                 }
                 if b.is_null() {
@@ -312,7 +315,8 @@ impl Heap {
                 tried: seg_size,
             });
         }
-        let raw = match self.spare.take(seg_size) {
+        let regular = seg_size == self.segment_size;
+        let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
             None => self.storage.alloc(seg_size),
         };
@@ -566,13 +570,10 @@ impl Heap {
         // builds them again (strings.php) then maps and faults nothing
         // twice. They were in use a moment before, so the peak resident
         // set does not grow; the request end trims them to the budget.
-        let allowance = if size == self.segment_size {
-            self.acct.real_peak / 2
-        } else {
-            0
-        };
+        let regular = size == self.segment_size;
+        let allowance = if regular { self.acct.real_peak / 2 } else { 0 };
         // SAFETY: caller's contract.
-        if unsafe { self.spare.keep(seg, allowance) } {
+        if unsafe { self.spare.keep(seg, regular, allowance) } {
             return;
         }
         // SAFETY: caller's contract; the segment came from this storage.

@@ -22,8 +22,11 @@
 //! - S2: spare segments are not counted in `real_size`, so they never count
 //!   against `memory_limit` (nor does ZendMM 8's chunk cache).
 //! - S3: they total at most the budget (at least `SPARE_BYTES`, and room
-//!   for one regular segment); all go back to the storage at a full
-//!   shutdown. Each keeps its size in its header.
+//!   for one regular segment), except that within a request regular
+//!   segments may also fill an allowance the heap gives (half the
+//!   request's real peak); spares of other sizes alone stay within the
+//!   budget. A request end trims them to the budget; all go back to the
+//!   storage at a full shutdown. Each keeps its size in its header.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
@@ -36,8 +39,14 @@ pub const SPARE_BYTES: usize = 2 << 20;
 
 /// A heap's spare segments.
 pub struct SpareSegments {
-    list: SegmentList,
+    /// Spares of the heap's regular segment size: taken in O(1).
+    regular: SegmentList,
+    /// Spares of other sizes (dedicated segments), searched by size: few,
+    /// as only the budget keeps them (never the in-request allowance).
+    other: SegmentList,
     bytes: usize,
+    /// The part of `bytes` in `regular`.
+    regular_bytes: usize,
     /// Most bytes kept (S3).
     budget: usize,
 }
@@ -45,50 +54,82 @@ pub struct SpareSegments {
 impl SpareSegments {
     pub const fn new() -> SpareSegments {
         SpareSegments {
-            list: SegmentList::new(),
+            regular: SegmentList::new(),
+            other: SegmentList::new(),
             bytes: 0,
+            regular_bytes: 0,
             budget: SPARE_BYTES,
         }
     }
 
     #[inline]
     pub fn count(&self) -> usize {
-        self.list.count()
+        self.regular.count() + self.other.count()
     }
 
     /// Keeps `seg`, an emptied segment, if that stays within the budget,
-    /// or within `allowance` when that is larger; returns whether it did
-    /// (else the caller gives it back to the storage).
+    /// or within `allowance` when that is larger; `regular` says it has the
+    /// heap's regular segment size. Returns whether it did (else the caller
+    /// gives it back to the storage).
     ///
     /// # Safety
     /// `seg` is a live segment in no list, holding no block (S1).
-    pub unsafe fn keep(&mut self, seg: Segment, allowance: usize) -> bool {
+    pub unsafe fn keep(&mut self, seg: Segment, regular: bool, allowance: usize) -> bool {
         // SAFETY: caller's contract.
         let size = unsafe { seg.size() };
-        if self.bytes + size > self.budget.max(allowance) {
+        // The allowance is for regular segments: dedicated ones must not
+        // be crowded out of the budget by them.
+        let fits = if regular {
+            self.bytes + size <= self.budget.max(allowance)
+        } else {
+            self.bytes - self.regular_bytes + size <= self.budget
+        };
+        if !fits {
             return false;
         }
+        if regular {
+            self.regular_bytes += size;
+        }
+        let list = if regular {
+            &mut self.regular
+        } else {
+            &mut self.other
+        };
         // SAFETY: caller's contract; only the header's links are rewritten.
-        unsafe { self.list.push(seg) };
+        unsafe { list.push(seg) };
         self.bytes += size;
         true
     }
 
     /// A spare segment of exactly `size` bytes, unlinked, to be
-    /// re-formatted; or None.
-    pub fn take(&mut self, size: usize) -> Option<Segment> {
-        let mut seg = self.list.head();
+    /// re-formatted; or None. `regular`: `size` is the regular segment size.
+    pub fn take(&mut self, size: usize, regular: bool) -> Option<Segment> {
         // SAFETY: listed spare segments are live and keep their size (S3).
-        unsafe {
-            while !seg.is_null() && seg.size() != size {
-                seg = seg.next();
-            }
+        let seg = unsafe {
+            let seg = if regular {
+                self.regular.head()
+            } else {
+                let mut seg = self.other.head();
+                while !seg.is_null() && seg.size() != size {
+                    seg = seg.next();
+                }
+                seg
+            };
             if seg.is_null() {
                 return None;
             }
-            self.list.unlink(seg);
-        }
+            debug_assert_eq!(seg.size(), size);
+            if regular {
+                self.regular.unlink(seg);
+            } else {
+                self.other.unlink(seg);
+            }
+            seg
+        };
         self.bytes -= size;
+        if regular {
+            self.regular_bytes -= size;
+        }
         Some(seg)
     }
 
@@ -108,10 +149,16 @@ impl SpareSegments {
     }
 
     /// Gives spare segments back to `storage` until at most `budget` bytes
-    /// are kept.
+    /// are kept, those of other sizes first (least likely to be reused).
     fn trim(&mut self, storage: &dyn Storage, budget: usize) {
         while self.bytes > budget {
-            let seg = self.list.head();
+            let regular = self.other.head().is_null();
+            let list = if regular {
+                &mut self.regular
+            } else {
+                &mut self.other
+            };
+            let seg = list.head();
             if seg.is_null() {
                 break;
             }
@@ -119,9 +166,12 @@ impl SpareSegments {
             // storage it came from with its size; nothing points into it (S1).
             unsafe {
                 let size = seg.size();
-                self.list.unlink(seg);
+                list.unlink(seg);
                 storage.free(seg.as_ptr(), size);
                 self.bytes -= size;
+                if regular {
+                    self.regular_bytes -= size;
+                }
             }
         }
     }
@@ -152,15 +202,15 @@ mod tests {
         let mut spare = SpareSegments::new();
         // SAFETY: fresh segments in no list, holding no used block.
         unsafe {
-            assert!(spare.keep(segment(SEG), 0));
-            assert!(spare.keep(segment(2 * SEG), 0));
+            assert!(spare.keep(segment(SEG), true, 0));
+            assert!(spare.keep(segment(2 * SEG), false, 0));
             let big = segment(SPARE_BYTES);
-            assert!(!spare.keep(big, 0), "over the budget");
+            assert!(!spare.keep(big, false, 0), "over the budget");
             Malloc.free(big.as_ptr(), SPARE_BYTES);
         }
         assert_eq!(spare.count(), 2);
-        assert!(spare.take(3 * SEG).is_none());
-        let s = spare.take(2 * SEG).expect("the 512 KiB one");
+        assert!(spare.take(3 * SEG, false).is_none());
+        let s = spare.take(2 * SEG, false).expect("the 512 KiB one");
         // SAFETY: taken from the spares: live, in no list.
         unsafe {
             assert_eq!(s.size(), 2 * SEG);
@@ -168,7 +218,7 @@ mod tests {
         }
         spare.release(&Malloc);
         assert_eq!(spare.count(), 0);
-        assert!(spare.take(SEG).is_none());
+        assert!(spare.take(SEG, true).is_none());
     }
 
     #[test]
@@ -176,7 +226,7 @@ mod tests {
         let mut spare = SpareSegments::new();
         for _ in 0..6 {
             // SAFETY: fresh segments in no list, holding no used block.
-            assert!(unsafe { spare.keep(segment(SEG), 0) });
+            assert!(unsafe { spare.keep(segment(SEG), true, 0) });
         }
         spare.trim(&Malloc, 2 * SEG + 1);
         assert_eq!(spare.count(), 2);
@@ -193,7 +243,7 @@ mod tests {
         assert_eq!(spare.budget, 16 << 20);
         for _ in 0..40 {
             // SAFETY: fresh segments in no list, holding no used block.
-            assert!(unsafe { spare.keep(segment(SEG), 0) });
+            assert!(unsafe { spare.keep(segment(SEG), true, 0) });
         }
         spare.end_request(&Malloc, 0, SEG);
         assert_eq!(spare.budget, 8 << 20);
@@ -202,6 +252,40 @@ mod tests {
         assert_eq!(spare.budget, SPARE_BYTES.max(4 << 20));
         spare.end_request(&Malloc, 0, 8 << 20);
         assert_eq!(spare.budget, 8 << 20, "room for one regular segment");
+        spare.release(&Malloc);
+    }
+
+    #[test]
+    fn the_allowance_keeps_regular_segments_without_crowding_out_others() {
+        let mut spare = SpareSegments::new();
+        // SAFETY: fresh segments in no list, holding no used block.
+        unsafe {
+            for _ in 0..16 {
+                assert!(
+                    spare.keep(segment(SEG), true, 16 * SEG),
+                    "within the allowance"
+                );
+            }
+            let extra = segment(SEG);
+            assert!(!spare.keep(extra, true, 16 * SEG), "past it");
+            Malloc.free(extra.as_ptr(), SEG);
+            let odd = segment(3 * SEG);
+            assert!(spare.keep(odd, false, 0), "the budget is for others");
+        }
+        assert_eq!(spare.count(), 17);
+        let s = spare.take(SEG, true).expect("a regular spare");
+        let o = spare.take(3 * SEG, false).expect("the dedicated one");
+        // SAFETY: taken from the spares: live, in no list.
+        unsafe {
+            Malloc.free(s.as_ptr(), SEG);
+            Malloc.free(o.as_ptr(), 3 * SEG);
+        }
+        spare.end_request(&Malloc, 0, SEG);
+        assert_eq!(
+            spare.count() * SEG,
+            SPARE_BYTES,
+            "a request end trims to the budget"
+        );
         spare.release(&Malloc);
     }
 }
