@@ -8,22 +8,15 @@
 //! overwritten link is reported instead of followed.
 //!
 //! Cached blocks are not coalesced and stay counted in `Accounting::size`;
-//! `usage` subtracts `cached`. The cache holds at most `CACHE_SIZE` bytes, or
-//! a quarter of the heap's segment bytes when that is more, and
+//! `usage` subtracts `cached`. The cache holds at most `CACHE_SIZE` bytes and
 //! is flushed into the free lists when the memory limit or the storage would
 //! otherwise fail (PHP's `zend_mm_free_cache`).
 
 use crate::block::{Block, Tag, CACHED_BIT};
 use crate::free_lists::NUM_BUCKETS;
 
-/// Bytes the cache may hold at least (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit).
+/// Bytes the cache may hold (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit).
 pub const CACHE_SIZE: usize = NUM_BUCKETS * 4 * 1024;
-/// Beyond that, a quarter of the heap's segment bytes: PHP 5.3's fixed
-/// 256 KiB sent most frees of a heap of tens of MiB to the free lists
-/// (coalescing, then splitting again at the next allocation), which cost
-/// the `phpparser` trace 12% more instructions. ZendMM 8's bins hold
-/// freed blocks without any limit.
-pub const CACHE_SHARE: usize = 4;
 
 #[derive(Debug)]
 pub struct FastCache {
@@ -66,15 +59,6 @@ impl FastCache {
     #[inline(always)]
     pub fn has_room(&self) -> bool {
         self.cached < self.budget
-    }
-
-    /// Lets the cache hold up to `real_size / CACHE_SHARE` bytes when that
-    /// is more than `CACHE_SIZE` (never when it is switched off).
-    #[inline]
-    pub fn follow(&mut self, real_size: usize) {
-        if self.budget != 0 {
-            self.budget = (real_size / CACHE_SHARE).max(CACHE_SIZE);
-        }
     }
 
     /// Switches the cache on or off; it must be empty.
@@ -269,19 +253,5 @@ mod tests {
             )
         };
         assert!(!c.has_room());
-    }
-
-    #[test]
-    fn the_budget_follows_a_share_of_the_segments_but_never_below_cache_size() {
-        let mut c = FastCache::new();
-        c.follow(CACHE_SIZE);
-        assert_eq!(c.budget, CACHE_SIZE);
-        c.follow(64 << 20);
-        assert_eq!(c.budget, (64 << 20) / CACHE_SHARE);
-        c.follow(0);
-        assert_eq!(c.budget, CACHE_SIZE);
-        let mut off = FastCache::configured(false);
-        off.follow(64 << 20);
-        assert!(!off.has_room(), "a switched-off cache stays off");
     }
 }

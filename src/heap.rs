@@ -318,7 +318,12 @@ impl Heap {
         let regular = seg_size == self.segment_size;
         let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
-            None => self.storage.alloc(seg_size),
+            None => {
+                if !regular {
+                    self.spare.before_new_mapping(self.storage);
+                }
+                self.storage.alloc(seg_size)
+            }
         };
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
@@ -327,7 +332,6 @@ impl Heap {
             });
         }
         self.acct.add_real(seg_size);
-        self.cache.follow(self.acct.real_size);
         self.max_segment = self.max_segment.max(seg_size);
         // SAFETY: the storage gave `seg_size` bytes, a multiple of the
         // segment size and larger than the overhead.
@@ -550,7 +554,6 @@ impl Heap {
             let size = seg.size();
             self.segments.unlink(seg);
             self.acct.sub_real(size);
-            self.cache.follow(self.acct.real_size);
             self.give_back(seg, size);
         }
     }

@@ -25,7 +25,8 @@
 //!   for one regular segment), except that within a request regular
 //!   segments may also fill an allowance the heap gives (half the
 //!   request's real peak); spares of other sizes alone stay within the
-//!   budget. A request end trims them to the budget; all go back to the
+//!   budget. Mapping a segment of another size, and a request end, trim
+//!   them to the budget; all go back to the
 //!   storage at a full shutdown. Each keeps its size in its header.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
@@ -131,6 +132,13 @@ impl SpareSegments {
             self.regular_bytes -= size;
         }
         Some(seg)
+    }
+
+    /// Before a segment of a size no spare has is mapped: spares beyond the
+    /// budget (kept by the in-request allowance) go back to `storage`, so
+    /// the new mapping does not add to what they keep resident.
+    pub fn before_new_mapping(&mut self, storage: &dyn Storage) {
+        self.trim(storage, self.budget);
     }
 
     /// Gives every spare segment back to `storage`, which made them.
@@ -280,12 +288,14 @@ mod tests {
             Malloc.free(s.as_ptr(), SEG);
             Malloc.free(o.as_ptr(), 3 * SEG);
         }
-        spare.end_request(&Malloc, 0, SEG);
+        spare.before_new_mapping(&Malloc);
         assert_eq!(
             spare.count() * SEG,
             SPARE_BYTES,
-            "a request end trims to the budget"
+            "a new mapping trims to the budget"
         );
+        spare.end_request(&Malloc, 0, SEG);
+        assert_eq!(spare.count() * SEG, SPARE_BYTES);
         spare.release(&Malloc);
     }
 }
