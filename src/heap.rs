@@ -320,7 +320,7 @@ impl Heap {
             Some(seg) => seg.as_ptr(),
             None => {
                 if !regular {
-                    self.spare.before_new_mapping(self.storage);
+                    self.spare.before_new_mapping(self.storage, seg_size);
                 }
                 self.storage.alloc(seg_size)
             }

@@ -25,9 +25,10 @@
 //!   for one regular segment), except that within a request regular
 //!   segments may also fill an allowance the heap gives (half the
 //!   request's real peak); spares of other sizes alone stay within the
-//!   budget. Mapping a segment of another size, and a request end, trim
-//!   them to the budget; all go back to the
-//!   storage at a full shutdown. Each keeps its size in its header.
+//!   budget. Mapping a segment of another size gives back as many spare
+//!   bytes beyond the budget as it maps; a request end trims them to the
+//!   budget; all go back to the storage at a full shutdown. Each keeps its
+//!   size in its header.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
@@ -134,11 +135,13 @@ impl SpareSegments {
         Some(seg)
     }
 
-    /// Before a segment of a size no spare has is mapped: spares beyond the
-    /// budget (kept by the in-request allowance) go back to `storage`, so
-    /// the new mapping does not add to what they keep resident.
-    pub fn before_new_mapping(&mut self, storage: &dyn Storage) {
-        self.trim(storage, self.budget);
+    /// Before a segment of `size` bytes, a size no spare has, is mapped:
+    /// as many bytes of spares beyond the budget (kept by the in-request
+    /// allowance) go back to `storage`, so the new mapping takes the place
+    /// of resident spares instead of adding to them.
+    pub fn before_new_mapping(&mut self, storage: &dyn Storage, size: usize) {
+        let keep = self.bytes.saturating_sub(size).max(self.budget);
+        self.trim(storage, keep);
     }
 
     /// Gives every spare segment back to `storage`, which made them.
@@ -288,11 +291,17 @@ mod tests {
             Malloc.free(s.as_ptr(), SEG);
             Malloc.free(o.as_ptr(), 3 * SEG);
         }
-        spare.before_new_mapping(&Malloc);
+        spare.before_new_mapping(&Malloc, 4 * SEG);
+        assert_eq!(
+            spare.count(),
+            11,
+            "a new mapping takes the place of as many spare bytes"
+        );
+        spare.before_new_mapping(&Malloc, 64 * SEG);
         assert_eq!(
             spare.count() * SEG,
             SPARE_BYTES,
-            "a new mapping trims to the budget"
+            "but never below the budget"
         );
         spare.end_request(&Malloc, 0, SEG);
         assert_eq!(spare.count() * SEG, SPARE_BYTES);
