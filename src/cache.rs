@@ -8,21 +8,30 @@
 //! overwritten link is reported instead of followed.
 //!
 //! Cached blocks are not coalesced and stay counted in `Accounting::size`;
-//! `usage` subtracts `cached`. The cache holds at most `CACHE_SIZE` bytes and
-//! is flushed into the free lists when the memory limit or the storage would
-//! otherwise fail (PHP's `zend_mm_free_cache`).
+//! `usage` subtracts `cached`. Unlike PHP 5.3's cache (at most
+//! `CACHE_SIZE` bytes), it has no limit of its own, as ZendMM 8's bins
+//! have none: the heap flushes it into the free lists before it maps new
+//! memory while the cache holds more than `CACHE_SIZE` (so cached blocks of
+//! other sizes are coalesced and reused first, and the resident set does
+//! not grow for them), and when the memory limit or the storage would
+//! otherwise fail (PHP's `zend_mm_free_cache`). With 256 KiB most frees of
+//! a heap of tens of MiB went to the free lists at once, to be split again
+//! at the next allocation of their size.
 
 use crate::block::{Block, Tag, CACHED_BIT};
 use crate::free_lists::NUM_BUCKETS;
 
-/// Bytes the cache may hold (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit).
+/// PHP 5.3's cache budget (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit): here
+/// the most the cache keeps while new memory is mapped.
 pub const CACHE_SIZE: usize = NUM_BUCKETS * 4 * 1024;
+/// The budget of a cache that is switched on: none.
+const UNLIMITED: usize = usize::MAX;
 
 #[derive(Debug)]
 pub struct FastCache {
     heads: [Block; NUM_BUCKETS],
     cached: usize,
-    /// Bytes the cache may hold: `CACHE_SIZE`, or 0 when it is switched off
+    /// Bytes the cache may hold: `UNLIMITED`, or 0 when it is switched off
     /// (debug modes and tools want every free on the slow path).
     budget: usize,
     secret: usize,
@@ -35,7 +44,7 @@ impl FastCache {
     /// A cache holding blocks only when `enabled`.
     pub const fn configured(enabled: bool) -> FastCache {
         let mut c = FastCache::new();
-        c.budget = if enabled { CACHE_SIZE } else { 0 };
+        c.budget = if enabled { UNLIMITED } else { 0 };
         c
     }
 
@@ -43,7 +52,7 @@ impl FastCache {
         FastCache {
             heads: [Block::NULL; NUM_BUCKETS],
             cached: 0,
-            budget: CACHE_SIZE,
+            budget: UNLIMITED,
             secret: 0,
             hits: 0,
             misses: 0,
@@ -63,7 +72,7 @@ impl FastCache {
 
     /// Switches the cache on or off; it must be empty.
     pub fn set_enabled(&mut self, on: bool) {
-        self.budget = if on { CACHE_SIZE } else { 0 };
+        self.budget = if on { UNLIMITED } else { 0 };
     }
 
     /// The key links are XORed with. Only changed while the cache is empty
@@ -240,18 +249,22 @@ mod tests {
     }
 
     #[test]
-    fn room_ends_at_the_budget() {
+    fn a_cache_switched_on_always_has_room_and_one_switched_off_never() {
         let mut c = FastCache::new();
         let mut mem = vec![0usize; 8];
-        // SAFETY: one block inside `mem`, pushed with a fake size to reach the budget.
+        // SAFETY: one block inside `mem`, pushed with a fake size far past
+        // PHP 5.3's budget.
         unsafe {
             c.push(
                 Block::at(mem.as_mut_ptr().cast(), 0),
                 0,
-                Tag::used(CACHE_SIZE),
+                Tag::used(64 * CACHE_SIZE),
                 true,
             )
         };
+        assert!(c.has_room());
+        assert_eq!(c.take_all()[0].as_ptr(), mem.as_mut_ptr().cast::<u8>());
+        c.set_enabled(false);
         assert!(!c.has_room());
     }
 }

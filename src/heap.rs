@@ -13,7 +13,7 @@
 
 use crate::accounting::Accounting;
 use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN_SIZE};
-use crate::cache::FastCache;
+use crate::cache::{FastCache, CACHE_SIZE};
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
@@ -248,6 +248,13 @@ impl Heap {
                 if !b.is_null() {
                     self.lists.remove(b);
                     return Ok(self.carve(b, ts, false));
+                }
+                // Blocks resting in the cache beyond PHP 5.3's budget are
+                // coalesced back before new memory is mapped for this one.
+                if !flushed && self.cache.cached() > CACHE_SIZE {
+                    self.flush_cache();
+                    flushed = true;
+                    continue;
                 }
                 match self.new_segment(ts) {
                     Ok((first, keep_rest)) => return Ok(self.carve(first, ts, keep_rest)),

@@ -207,6 +207,39 @@ fn the_cache_is_flushed_before_the_limit_fails() {
 }
 
 #[test]
+fn the_cache_has_no_limit_but_is_flushed_before_new_memory_is_mapped() {
+    let mut h = heap();
+    // 4 MiB of 64-byte requests: far more than PHP 5.3's 256 KiB cache.
+    let blocks: Vec<*mut u8> = (0..(4 << 20) / 80).map(|_| alloc(&mut h, 64)).collect();
+    let real = h.usage(true);
+    for &p in &blocks {
+        // SAFETY: each block is live and freed once.
+        unsafe { h.free(p) };
+    }
+    // (A block at a segment's end may have taken the few bytes after it.)
+    let cached = h.stats().cached_bytes;
+    assert!(
+        cached >= blocks.len() * 80 && cached < blocks.len() * 80 + 4096,
+        "every free went to the cache: {cached}"
+    );
+    // A size the cache has no block of: the cached blocks are coalesced
+    // (segments they emptied become spares) and reused instead of the heap
+    // growing.
+    let big: Vec<*mut u8> = (0..(3 << 20) / 2064).map(|_| alloc(&mut h, 2048)).collect();
+    assert_eq!(h.stats().cached_bytes, 0, "flushed");
+    assert!(
+        h.usage(true) <= real,
+        "the heap did not grow: {} > {real}",
+        h.usage(true)
+    );
+    for p in big {
+        // SAFETY: live, freed once.
+        unsafe { h.free(p) };
+    }
+    h.validate().unwrap();
+}
+
+#[test]
 fn overflowing_sizes_are_refused_before_any_work() {
     let mut h = heap();
     for n in [
