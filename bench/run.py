@@ -565,23 +565,37 @@ def plan_e2e(args, data, prog_tasks):
         def wall_task(name=name, path=path):
             todo = [(k, l, e) for k, l, e in configs
                     if (k != "zendmm" or data["zendmm_active"]) and (name, k) not in data["errors"]]
-            with tempfile.NamedTemporaryFile("r", suffix=".json") as tf:
-                cmd = ["hyperfine", "-N", "--warmup", "1", "--runs", str(runs), "--style", "none",
-                       "--output", "null", "--export-json", tf.name]
-                for k, l, e in todo:
-                    cmd += ["-n", k, " ".join(shlex.quote(x) for x in cmd_of(php, e, [path]))]
-                p = run(cmd, env=env, timeout=3600)
-                if p.returncode != 0:
-                    for k, _, _ in todo:
-                        data["errors"].setdefault((name, k), "hyperfine failed: %s" % (
-                            (p.stderr.strip().splitlines() or ["?"])[-1]))
-                    return
-                res = json.load(tf)
-            for r in res["results"]:
-                data["wall"][(name, r["command"])] = {
-                    "median": r.get("median") or median(r["times"]),
-                    "mean": r["mean"], "stddev": r.get("stddev"), "min": r["min"], "max": r["max"]}
-        prog_tasks.append(("e2e: %s wall time, hyperfine %d commands x (1 + %d runs)"
+            # Interleaved rounds: one run of every configuration per round,
+            # in an order rotated each round, so a machine that slows down
+            # or speeds up during the workload weighs on all of them alike
+            # (hyperfine alone runs each command's runs back to back).
+            # Round 0 is the warm-up.
+            times = {k: [] for k, _, _ in todo}
+            for r in range(runs + 1):
+                shift = r % len(todo)
+                for k, _, e in todo[shift:] + todo[:shift]:
+                    if (name, k) in data["errors"]:
+                        continue
+                    with tempfile.NamedTemporaryFile("r", suffix=".json") as tf:
+                        cmd = ["hyperfine", "-N", "--runs", "1", "--style", "none",
+                               "--output", "null", "--export-json", tf.name,
+                               "-n", k, " ".join(shlex.quote(x) for x in cmd_of(php, e, [path]))]
+                        p = run(cmd, env=env, timeout=3600)
+                        if p.returncode != 0:
+                            data["errors"].setdefault((name, k), "hyperfine failed: %s" % (
+                                (p.stderr.strip().splitlines() or ["?"])[-1]))
+                            continue
+                        res = json.load(tf)
+                    if r > 0:
+                        times[k].extend(res["results"][0]["times"])
+            for k, ts in times.items():
+                if not ts:
+                    continue
+                data["wall"][(name, k)] = {
+                    "median": median(ts), "mean": statistics.mean(ts),
+                    "stddev": statistics.stdev(ts) if len(ts) > 1 else None,
+                    "min": min(ts), "max": max(ts)}
+        prog_tasks.append(("e2e: %s wall time, %d commands x (1 + %d interleaved rounds)"
                            % (name, len(configs), runs), wall_task))
 
 
@@ -592,8 +606,10 @@ def e2e_section(data):
         "spirit of `Zend/bench.php`), `graph.php` (an object/array graph built, indexed and sorted), "
         "`strings.php` (CSV, JSON, templates and a log built and parsed). Stock PHP (its own ZendMM), "
         "zendmm by `LD_PRELOAD`, and `USE_ZEND_ALLOC=0` (request memory from malloc) with glibc or "
-        "with jemalloc, mimalloc or tcmalloc preloaded. Wall time: median of `hyperfine -N --warmup 1 "
-        "--runs %d`, all commands of a workload in one invocation; max RSS: median of %d runs of "
+        "with jemalloc, mimalloc or tcmalloc preloaded. Wall time: median of %d "
+        "interleaved rounds, each timing every configuration once with `hyperfine -N --runs 1` in an "
+        "order rotated every round (plus a warm-up round), so drift on a shared machine weighs on all "
+        "configurations alike; max RSS: median of %d runs of "
         "`/usr/bin/time -f %%M`. Every configuration must print the same checksum line as stock."
         % (data["php"], data["runs"], data["rss_runs"]))
     out.append("")
