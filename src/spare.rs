@@ -39,34 +39,37 @@ use crate::storage::Storage;
 /// Bytes of emptied segments a heap keeps (a ZendMM 8 chunk's worth).
 pub const SPARE_BYTES: usize = 2 << 20;
 
-/// A heap's spare segments.
+/// A heap's spare segments, in two lists: `REGULAR` holds spares of the
+/// heap's regular segment size (taken in O(1)), `OTHER` those of other
+/// sizes (dedicated segments, searched by size: few, as only the budget
+/// keeps them, never the in-request allowance).
 pub struct SpareSegments {
-    /// Spares of the heap's regular segment size: taken in O(1).
-    regular: SegmentList,
-    /// Spares of other sizes (dedicated segments), searched by size: few,
-    /// as only the budget keeps them (never the in-request allowance).
-    other: SegmentList,
-    bytes: usize,
-    /// The part of `bytes` in `regular`.
-    regular_bytes: usize,
+    lists: [SegmentList; 2],
+    /// Bytes in each list.
+    bytes: [usize; 2],
     /// Most bytes kept (S3).
     budget: usize,
 }
 
+const OTHER: usize = 0;
+const REGULAR: usize = 1;
+
 impl SpareSegments {
     pub const fn new() -> SpareSegments {
         SpareSegments {
-            regular: SegmentList::new(),
-            other: SegmentList::new(),
-            bytes: 0,
-            regular_bytes: 0,
+            lists: [SegmentList::new(), SegmentList::new()],
+            bytes: [0, 0],
             budget: SPARE_BYTES,
         }
     }
 
     #[inline]
     pub fn count(&self) -> usize {
-        self.regular.count() + self.other.count()
+        self.lists[OTHER].count() + self.lists[REGULAR].count()
+    }
+
+    fn total(&self) -> usize {
+        self.bytes[OTHER] + self.bytes[REGULAR]
     }
 
     /// Keeps `seg`, an emptied segment, if that stays within the budget,
@@ -82,56 +85,36 @@ impl SpareSegments {
         // The allowance is for regular segments: dedicated ones must not
         // be crowded out of the budget by them.
         let fits = if regular {
-            self.bytes + size <= self.budget.max(allowance)
+            self.total() + size <= self.budget.max(allowance)
         } else {
-            self.bytes - self.regular_bytes + size <= self.budget
+            self.bytes[OTHER] + size <= self.budget
         };
         if !fits {
             return false;
         }
-        if regular {
-            self.regular_bytes += size;
-        }
-        let list = if regular {
-            &mut self.regular
-        } else {
-            &mut self.other
-        };
+        let i = regular as usize;
         // SAFETY: caller's contract; only the header's links are rewritten.
-        unsafe { list.push(seg) };
-        self.bytes += size;
+        unsafe { self.lists[i].push(seg) };
+        self.bytes[i] += size;
         true
     }
 
     /// A spare segment of exactly `size` bytes, unlinked, to be
     /// re-formatted; or None. `regular`: `size` is the regular segment size.
     pub fn take(&mut self, size: usize, regular: bool) -> Option<Segment> {
+        let i = regular as usize;
+        let mut seg = self.lists[i].head();
         // SAFETY: listed spare segments are live and keep their size (S3).
-        let seg = unsafe {
-            let seg = if regular {
-                self.regular.head()
-            } else {
-                let mut seg = self.other.head();
-                while !seg.is_null() && seg.size() != size {
-                    seg = seg.next();
-                }
-                seg
-            };
+        unsafe {
+            while !seg.is_null() && seg.size() != size {
+                seg = seg.next();
+            }
             if seg.is_null() {
                 return None;
             }
-            debug_assert_eq!(seg.size(), size);
-            if regular {
-                self.regular.unlink(seg);
-            } else {
-                self.other.unlink(seg);
-            }
-            seg
-        };
-        self.bytes -= size;
-        if regular {
-            self.regular_bytes -= size;
+            self.lists[i].unlink(seg);
         }
+        self.bytes[i] -= size;
         Some(seg)
     }
 
@@ -140,7 +123,7 @@ impl SpareSegments {
     /// allowance) go back to `storage`, so the new mapping takes the place
     /// of resident spares instead of adding to them.
     pub fn before_new_mapping(&mut self, storage: &dyn Storage, size: usize) {
-        let keep = self.bytes.saturating_sub(size).max(self.budget);
+        let keep = self.total().saturating_sub(size).max(self.budget);
         self.trim(storage, keep);
     }
 
@@ -162,14 +145,13 @@ impl SpareSegments {
     /// Gives spare segments back to `storage` until at most `budget` bytes
     /// are kept, those of other sizes first (least likely to be reused).
     fn trim(&mut self, storage: &dyn Storage, budget: usize) {
-        while self.bytes > budget {
-            let regular = self.other.head().is_null();
-            let list = if regular {
-                &mut self.regular
+        while self.total() > budget {
+            let i = if self.lists[OTHER].head().is_null() {
+                REGULAR
             } else {
-                &mut self.other
+                OTHER
             };
-            let seg = list.head();
+            let seg = self.lists[i].head();
             if seg.is_null() {
                 break;
             }
@@ -177,12 +159,9 @@ impl SpareSegments {
             // storage it came from with its size; nothing points into it (S1).
             unsafe {
                 let size = seg.size();
-                list.unlink(seg);
+                self.lists[i].unlink(seg);
                 storage.free(seg.as_ptr(), size);
-                self.bytes -= size;
-                if regular {
-                    self.regular_bytes -= size;
-                }
+                self.bytes[i] -= size;
             }
         }
     }
