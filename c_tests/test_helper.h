@@ -129,21 +129,17 @@ static inline int th_on_tool(void)
 #endif
 }
 
-#define SKIP_UNDER_TOOLS(why)                                                \
+/* Ends the calling test early, saying why, when `cond` holds. */
+#define TH_SKIP_IF(cond, under, why)                                         \
 	do {                                                                     \
-		if (th_on_tool()) {                                                  \
-			printf("  skipped under valgrind/ASan: %s\n", why);             \
+		if (cond) {                                                          \
+			printf("  skipped under %s: %s\n", under, why);                  \
 			return;                                                          \
 		}                                                                    \
 	} while (0)
 
-#define SKIP_UNDER_VALGRIND(why)                                             \
-	do {                                                                     \
-		if (th_on_valgrind()) {                                              \
-			printf("  skipped under valgrind: %s\n", why);                   \
-			return;                                                          \
-		}                                                                    \
-	} while (0)
+#define SKIP_UNDER_TOOLS(why) TH_SKIP_IF(th_on_tool(), "valgrind/ASan", why)
+#define SKIP_UNDER_VALGRIND(why) TH_SKIP_IF(th_on_valgrind(), "valgrind", why)
 
 static inline int th_report(const char *name)
 {

@@ -390,20 +390,29 @@ impl Heap {
     #[inline]
     pub(crate) unsafe fn used_block(&self, p: *mut u8, op: &str) -> Block {
         let b = Block::from_data_unchecked(p);
-        // SAFETY: caller's contract for the header; the neighbour is read
-        // only for a used tag of a size some segment can hold.
+        // SAFETY: caller's contract.
         unsafe {
-            let tag = b.tag();
-            let size = tag.size();
-            if tag.kind() == self.used_bits
-                && size >= MIN_SIZE
-                && size <= self.max_segment
-                && b.plus(size).prev_tag() == tag
-            {
+            if self.is_live(b, b.tag()) {
                 return b;
             }
             self.diagnose(b, p, op)
         }
+    }
+
+    /// `tag`, read from `b`, is a used tag of this request whose mirror
+    /// after the block agrees: the block is live and nothing wrote past it.
+    ///
+    /// # Safety
+    /// As [`Heap::used_block`]; the neighbour is read only for a size some
+    /// segment can hold.
+    #[inline(always)]
+    unsafe fn is_live(&self, b: Block, tag: Tag) -> bool {
+        let size = tag.size();
+        tag.kind() == self.used_bits
+            && size >= MIN_SIZE
+            && size <= self.max_segment
+            // SAFETY: caller's contract; `size` fits a segment (checked above).
+            && unsafe { b.plus(size).prev_tag() } == tag
     }
 
     /// Names the check a block failed in `used_block`.
@@ -637,17 +646,11 @@ impl Heap {
         // give back for a split (`shrink` would keep it as it is).
         if !p.is_null() && !self.debug.on {
             let b = Block::from_data_unchecked(p);
-            // SAFETY: caller's contract; the neighbour is read only for a
-            // used tag of a size some segment holds.
+            // SAFETY: caller's contract.
             unsafe {
                 let tag = b.tag();
                 let orig = tag.size();
-                if tag.kind() == self.used_bits
-                    && orig >= MIN_SIZE
-                    && orig <= self.max_segment
-                    && size <= orig - HEADER_SIZE
-                    && b.plus(orig).prev_tag() == tag
-                {
+                if self.is_live(b, tag) && size <= orig - HEADER_SIZE {
                     let ts = true_size(size).unwrap_or(orig);
                     if orig - ts < shrink_slack(ts) {
                         return Ok(NonNull::new_unchecked(p));
@@ -681,19 +684,10 @@ impl Heap {
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
-            // `used_block`'s test, inline: on failure it reports and does
-            // not return. The mirrored tag after the block is read once here,
-            // for the overflow check and for the growth below.
-            let b = Block::from_data_unchecked(p);
+            // Reports and does not return unless the block is live.
+            let b = self.used_block(p, "erealloc");
             let tag = b.tag();
             let orig = tag.size();
-            if tag.kind() != self.used_bits
-                || orig < MIN_SIZE
-                || orig > self.max_segment
-                || b.plus(orig).prev_tag() != tag
-            {
-                self.used_block(p, "erealloc");
-            }
             let ts = self.checked_true_size(size)?;
             if ts <= orig {
                 self.shrink(b, orig, ts);
