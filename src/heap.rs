@@ -531,7 +531,7 @@ impl Heap {
     /// # Safety
     /// `b` is a block of `size` bytes that nothing references any more.
     #[inline(always)]
-    unsafe fn release(&mut self, mut b: Block, mut size: usize) {
+    pub(crate) unsafe fn release(&mut self, mut b: Block, mut size: usize) {
         // SAFETY: caller's contract; neighbours exist by I1/I4.
         unsafe {
             let next = b.next();
@@ -564,7 +564,7 @@ impl Heap {
 
     /// # Safety
     /// `seg` is in this heap's list and holds no live block.
-    unsafe fn delete_segment(&mut self, seg: Segment) {
+    pub(crate) unsafe fn delete_segment(&mut self, seg: Segment) {
         // SAFETY: caller's contract.
         unsafe {
             let size = seg.size();
@@ -597,25 +597,6 @@ impl Heap {
         }
         // SAFETY: caller's contract; the segment came from this storage.
         unsafe { self.storage.free(seg.as_ptr(), size) };
-    }
-
-    /// Empties the fastcache into the free lists, giving back segments that
-    /// become empty (`zend_mm_free_cache`). Unlike PHP 5.3 it also takes the
-    /// flushed bytes off `size`, so usage stays the sum of live blocks.
-    pub(crate) fn flush_cache(&mut self) {
-        let heads = self.cache.take_all();
-        for mut b in heads {
-            while !b.is_null() {
-                // SAFETY: cached blocks are live used blocks owned by the cache (I3).
-                unsafe {
-                    let next = self.cache.next_in_stack(b);
-                    let size = b.tag().size();
-                    self.acct.sub_used(size);
-                    self.release(b, size);
-                    b = next;
-                }
-            }
-        }
     }
 
     // ------------------------------------------------------------------

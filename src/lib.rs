@@ -68,6 +68,7 @@ pub mod config;
 pub mod debug_mode;
 #[doc(hidden)]
 pub mod ffi;
+mod flush;
 #[doc(hidden)]
 pub mod free_lists;
 mod glue;
