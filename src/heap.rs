@@ -623,24 +623,37 @@ impl Heap {
         size: usize,
         copy: usize,
     ) -> Result<NonNull<u8>, MemError> {
-        // Fast path: a valid block that already fits, with too little to
-        // give back for a split (`shrink` would keep it as it is).
-        if !p.is_null() && !self.debug.on {
-            let b = Block::from_data_unchecked(p);
-            // SAFETY: caller's contract.
-            unsafe {
-                let tag = b.tag();
-                let orig = tag.size();
-                if self.is_live(b, tag) && size <= orig - HEADER_SIZE {
-                    let ts = true_size(size).unwrap_or(orig);
-                    if orig - ts < shrink_slack(ts) {
-                        return Ok(NonNull::new_unchecked(p));
-                    }
-                }
-            }
+        // SAFETY: caller's contract.
+        if unsafe { self.fits_in_place(p, size) } {
+            // SAFETY: `p` is a live block (checked just above).
+            return Ok(unsafe { NonNull::new_unchecked(p) });
         }
         // SAFETY: caller's contract.
         unsafe { self.realloc_slow(p, size, copy) }
+    }
+
+    /// `realloc2`'s fast path: `p` is a valid block that already holds
+    /// `size` bytes, with too little to give back for a split (`shrink`
+    /// would keep it as it is).
+    ///
+    /// # Safety
+    /// `p` is null or a live block of this heap.
+    #[inline(always)]
+    pub unsafe fn fits_in_place(&self, p: *mut u8, size: usize) -> bool {
+        if p.is_null() || self.debug.on {
+            return false;
+        }
+        let b = Block::from_data_unchecked(p);
+        // SAFETY: caller's contract.
+        unsafe {
+            let tag = b.tag();
+            let orig = tag.size();
+            if self.is_live(b, tag) && size <= orig - HEADER_SIZE {
+                let ts = true_size(size).unwrap_or(orig);
+                return orig - ts < shrink_slack(ts);
+            }
+        }
+        false
     }
 
     /// Everything `realloc2` does not do inline.

@@ -56,6 +56,26 @@ pub(crate) unsafe fn erealloc_on(
 ) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
+        if !(*h).routed && (*heap_of(h)).fits_in_place(p.cast(), size) {
+            return p;
+        }
+        erealloc_slow(h, p, size, copy, fallible)
+    }
+}
+
+/// # Safety
+/// As [`erealloc_on`].
+#[cold]
+#[inline(never)]
+unsafe fn erealloc_slow(
+    h: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+    copy: usize,
+    fallible: bool,
+) -> *mut c_void {
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
         if (*h).routed {
             return custom::realloc(h, p, size, copy, fallible);
         }
