@@ -662,7 +662,7 @@ impl Heap {
     /// As [`Heap::realloc2`].
     #[cold]
     #[inline(never)]
-    unsafe fn realloc_slow(
+    pub(crate) unsafe fn realloc_slow(
         &mut self,
         p: *mut u8,
         size: usize,

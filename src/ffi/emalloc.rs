@@ -79,7 +79,8 @@ unsafe fn erealloc_slow(
         if (*h).routed {
             return custom::realloc(h, p, size, copy, fallible);
         }
-        complete(h, fallible, |heap| heap.realloc2(p.cast(), size, copy))
+        // The in-place check already failed: straight to the slow path.
+        complete(h, fallible, |heap| heap.realloc_slow(p.cast(), size, copy))
     }
 }
 
