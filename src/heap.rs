@@ -218,28 +218,26 @@ impl Heap {
             // SAFETY: the lists hold live free blocks (I3); a found block is
             // unlinked before it is carved.
             unsafe {
-                let mut b = Block::NULL;
-                if is_small(ts) {
-                    // dlmalloc's order: a block that fits without a split,
-                    // then the victim, then a bigger small block.
-                    b = self.lists.find_small_fit(ts);
-                    if b.is_null() {
-                        let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
-                        if !v.is_null() {
-                            self.acct.add_used(n);
-                            return Ok(NonNull::new_unchecked(v.data()));
-                        }
-                        b = self.lists.find_small(ts);
-                    }
-                }
-                if b.is_null() {
-                    b = self.lists.search_large(ts);
-                }
+                // dlmalloc's order. Small: a block that fits without a
+                // split, the victim, a bigger small block, a large one.
+                // Large: the best fit, then the victim.
+                let small = is_small(ts);
+                let mut b = if small {
+                    self.lists.find_small_fit(ts)
+                } else {
+                    self.lists.search_large(ts)
+                };
                 if b.is_null() {
                     let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
                     if !v.is_null() {
                         self.acct.add_used(n);
                         return Ok(NonNull::new_unchecked(v.data()));
+                    }
+                    if small {
+                        b = self.lists.find_small(ts);
+                        if b.is_null() {
+                            b = self.lists.search_large(ts);
+                        }
                     }
                 }
                 if b.is_null() && !self.acct.segment_fits(self.segment_size) {
