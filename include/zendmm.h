@@ -84,7 +84,7 @@ typedef void (*zendmm_error_handler)(enum zendmm_error_kind kind, const char *me
 typedef struct zendmm_heap_stats {
     size_t size;
     uint32_t version;
-    // `zend_memory_usage(0)`: bytes of blocks in use, 16-byte headers included.
+    // `zend_memory_usage(0)`: bytes of blocks in use, 8-byte headers included.
     size_t usage;
     size_t peak;
     // `zend_memory_usage(1)`: bytes of segments taken from storage.

@@ -1,14 +1,20 @@
 //! Blocks and their boundary tags: the only module that turns addresses into
 //! block headers and back.
 //!
-//! A segment is carved into blocks laid end to end. Every block starts with a
-//! 16-byte header of two words, `prev` and `size`, each a [`Tag`]: the block's
+//! A segment is carved into blocks laid end to end. Every block starts with
+//! an 8-byte header of two 32-bit [`Tag`]s, `prev` and `size`: the block's
 //! size in bytes (header included, a multiple of 16) with the block's type in
 //! the low bits. `prev` is a copy of the previous block's `size` tag, so
 //! both neighbours of a block are found in O(1) (PHP's `_prev`/`_size`).
-//! `prev` comes first on purpose: the word right after a block's usable bytes
-//! is the next block's copy of this block's tag, so a write past the end
-//! changes it, and `efree` compares the two before trusting the block.
+//! `prev` comes first on purpose: the bytes right after a block's usable
+//! bytes are the next block's copy of this block's tag, so a write past the
+//! end changes it, and `efree` compares the two before trusting the block.
+//!
+//! Blocks start 8 bytes before a 16-byte boundary, so their data is
+//! 16-aligned while the header costs 8 bytes, not 16 (PHP 5.3 spends two
+//! full words): a request of 24 bytes takes a 32-byte block. Tags are 32
+//! bits, so a block in a segment is below 4 GiB; bigger requests get a
+//! mapping of their own (`huge.rs`).
 //!
 //! Free blocks use the words after the header as links (`zend_mm_free_block`):
 //! `prev_free`, `next_free`, and for large blocks in the size trie `parent`,
@@ -24,7 +30,8 @@
 //!   exactly one fastcache stack.
 //! - I4 a segment's first block has `prev == Tag::FIRST`; its last header is a
 //!   guard (`Tag::guard(segment size)`), which reads as used and is never merged.
-//! - I5 every block size is a multiple of `ALIGNMENT` and at least `MIN_SIZE`.
+//! - I5 every block size is a multiple of `ALIGNMENT`, at least `MIN_SIZE`
+//!   and below 4 GiB; every block starts at 8 modulo 16.
 
 use core::ptr;
 
@@ -33,11 +40,16 @@ use core::ptr;
 /// (ext/hash keeps SSE state in emalloc'd contexts, which ZendMM 8's bins
 /// happen to align), and so does C code using `max_align_t`.
 pub const ALIGNMENT: usize = 16;
-/// The boundary tag: `size` and `prev` words.
-pub const HEADER_SIZE: usize = 16;
-/// Header plus two free-list links: the smallest block, and the smallest
-/// remainder worth splitting off (`ZEND_MM_ALIGNED_MIN_HEADER_SIZE`).
+/// The boundary tag: the `prev` and `size` tags, 32 bits each.
+pub const HEADER_SIZE: usize = 8;
+/// Header plus two free-list links, rounded up to `ALIGNMENT`: the smallest
+/// block, and the smallest remainder worth splitting off
+/// (`ZEND_MM_ALIGNED_MIN_HEADER_SIZE`).
 pub const MIN_SIZE: usize = 32;
+/// Where blocks start modulo `ALIGNMENT`: their data is aligned.
+pub const BLOCK_OFFSET: usize = ALIGNMENT - HEADER_SIZE;
+/// The largest block a 32-bit tag can hold; bigger requests are huge.
+pub const MAX_BLOCK_SIZE: usize = (u32::MAX as usize) & !(ALIGNMENT - 1);
 /// Header plus the five links a block in the large trie needs.
 pub const LARGE_FREE_SIZE: usize = HEADER_SIZE + 5 * core::mem::size_of::<usize>();
 
@@ -58,100 +70,104 @@ pub const CACHED_BIT: usize = 0b100;
 pub const EPOCH_BIT: usize = 0b1000;
 /// The bits `efree` compares against `Heap::used_bits`: type and epoch.
 pub const KIND_MASK: usize = TYPE_MASK | EPOCH_BIT;
-/// A decoded link must be 16-aligned and a user-space address (below 2^47):
+/// A decoded link must be 8-aligned and a user-space address (below 2^47):
 /// a forged or overwritten link fails this with near certainty once XORed
-/// with a random key.
-const LINK_CHECK_MASK: usize = !((1usize << 47) - 1) | (ALIGNMENT - 1);
+/// with a random key. (Blocks start at 8 modulo 16; null must pass too.)
+const LINK_CHECK_MASK: usize = !((1usize << 47) - 1) | (HEADER_SIZE - 1);
 /// As `LINK_CHECK_MASK` for `parent` words, which also hold 8-aligned slot
 /// addresses and small odd root numbers.
 const PARENT_CHECK_MASK: usize = !((1usize << 47) - 1);
 
-/// A boundary-tag word: size with the block type in the two low bits.
+/// A boundary tag: size with the block type in the four low bits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Tag(usize);
+pub struct Tag(u32);
 
 impl Tag {
     /// The `prev` tag of a segment's first block (PHP's `ZEND_MM_GUARD_BLOCK`).
-    pub const FIRST: Tag = Tag(USED_BIT | SECOND_BIT);
+    pub const FIRST: Tag = Tag((USED_BIT | SECOND_BIT) as u32);
+    /// The `size` tag of a huge block (`huge.rs`): type bits no segment
+    /// block carries, and no size, so every check of a segment block fails.
+    pub const HUGE: Tag = Tag(TYPE_MASK as u32);
 
     /// The `size` tag of a segment's closing guard: it carries the segment's
     /// size, so a corruption report can name the segment from any block.
     #[inline(always)]
     pub const fn guard(segment_size: usize) -> Tag {
-        Tag(segment_size | USED_BIT | SECOND_BIT)
+        Tag((segment_size | USED_BIT | SECOND_BIT) as u32)
     }
     #[inline(always)]
     pub const fn used(size: usize) -> Tag {
-        Tag(size | USED_BIT)
+        Tag((size | USED_BIT) as u32)
     }
     /// A used tag stamped with the epoch bits of `used_bits` (see `EPOCH_BIT`).
     #[inline(always)]
     pub const fn used_with(size: usize, used_bits: usize) -> Tag {
-        Tag(size | used_bits)
+        Tag((size | used_bits) as u32)
     }
     /// Type and epoch bits, compared against `Heap::used_bits` by `efree`.
     #[inline(always)]
     pub const fn kind(self) -> usize {
-        self.0 & KIND_MASK
+        self.0 as usize & KIND_MASK
     }
     #[inline(always)]
     pub const fn free(size: usize) -> Tag {
-        Tag(size)
+        Tag((size) as u32)
     }
     #[inline(always)]
     pub const fn rest(size: usize) -> Tag {
-        Tag(size | SECOND_BIT)
+        Tag((size | SECOND_BIT) as u32)
     }
     #[inline(always)]
     pub const fn dv(size: usize) -> Tag {
-        Tag(size | DV_BIT)
+        Tag((size | DV_BIT) as u32)
     }
     #[inline(always)]
     pub const fn size(self) -> usize {
-        self.0 & SIZE_MASK
+        self.0 as usize & SIZE_MASK
     }
     #[inline(always)]
     pub const fn is_free(self) -> bool {
-        self.0 & USED_BIT == 0
+        self.0 as usize & USED_BIT == 0
     }
     /// Used and not a guard: a block handed out. Cached blocks are not.
     #[inline(always)]
     pub const fn is_used(self) -> bool {
-        self.0 & TYPE_MASK == USED_BIT
+        self.0 as usize & TYPE_MASK == USED_BIT
     }
     /// A used block resting in the fastcache.
     #[inline(always)]
     pub const fn is_cached(self) -> bool {
-        self.0 & TYPE_MASK == USED_BIT | CACHED_BIT
+        self.0 as usize & TYPE_MASK == USED_BIT | CACHED_BIT
     }
     /// The tag as its mirror in the next block's `prev` holds it: the
     /// cached bit is set in the block's own tag only.
     #[inline(always)]
     pub const fn uncached(self) -> Tag {
         // Bit 2 is the cached bit only on used tags (on free ones it is DV).
-        Tag(self.0 & !((self.0 & USED_BIT) << 2))
+        Tag(self.0 & !((self.0 & USED_BIT as u32) << 2))
     }
     #[inline(always)]
     pub const fn is_guard(self) -> bool {
-        self.0 & TYPE_MASK == (USED_BIT | SECOND_BIT)
+        self.0 as usize & TYPE_MASK == (USED_BIT | SECOND_BIT)
     }
     /// A free block that sits on the rest list.
     #[inline(always)]
     pub const fn is_rest(self) -> bool {
-        self.0 & TYPE_MASK == SECOND_BIT
+        self.0 as usize & TYPE_MASK == SECOND_BIT
     }
     /// The free block small requests are carved from (`FreeLists::dv`).
     #[inline(always)]
     pub const fn is_dv(self) -> bool {
-        self.0 & TYPE_MASK == DV_BIT
+        self.0 as usize & TYPE_MASK == DV_BIT
     }
     #[inline(always)]
     pub const fn raw(self) -> usize {
-        self.0
+        self.0 as usize
     }
+    /// The tag whose bits are `raw` (below 2^32).
     #[inline(always)]
     pub const fn from_raw(raw: usize) -> Tag {
-        Tag(raw)
+        Tag(raw as u32)
     }
 }
 
@@ -173,13 +189,14 @@ pub const fn true_size(request: usize) -> Option<usize> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Block(*mut usize);
 
-/// Word offsets inside a block.
-const PREV: usize = 0;
-const SIZE: usize = 1;
-const PREV_FREE: usize = 2;
-const NEXT_FREE: usize = 3;
-const PARENT: usize = 4;
-const CHILD: usize = 5;
+/// Word offsets inside a block: word 0 is the header, the links follow.
+const PREV_FREE: usize = 1;
+const NEXT_FREE: usize = 2;
+const PARENT: usize = 3;
+const CHILD: usize = 4;
+/// Half-word offsets of the two tags inside the header.
+const PREV_TAG: usize = 0;
+const SIZE_TAG: usize = 1;
 
 impl Block {
     pub const NULL: Block = Block(ptr::null_mut());
@@ -235,9 +252,25 @@ impl Block {
     /// `self` points at a readable block header.
     #[inline(always)]
     unsafe fn word(self, i: usize) -> usize {
-        // SAFETY: words 0..=1 are the header; later words are read only on
-        // free blocks large enough to hold them (I5, LARGE_FREE_SIZE).
+        // SAFETY: word 0 is the header; later words are read only on free
+        // blocks large enough to hold them (I5, LARGE_FREE_SIZE).
         unsafe { self.0.add(i).read() }
+    }
+
+    /// # Safety
+    /// `self` points at a readable block header; `i` is `PREV_TAG` or `SIZE_TAG`.
+    #[inline(always)]
+    unsafe fn half(self, i: usize) -> Tag {
+        // SAFETY: both tags lie in the header word.
+        Tag(unsafe { self.0.cast::<u32>().add(i).read() })
+    }
+
+    /// # Safety
+    /// As [`Block::half`], writable.
+    #[inline(always)]
+    unsafe fn set_half(self, i: usize, tag: Tag) {
+        // SAFETY: both tags lie in the header word.
+        unsafe { self.0.cast::<u32>().add(i).write(tag.0) }
     }
 
     /// # Safety
@@ -253,7 +286,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn tag(self) -> Tag {
         // SAFETY: caller's contract.
-        Tag(unsafe { self.word(SIZE) })
+        unsafe { self.half(SIZE_TAG) }
     }
 
     /// # Safety
@@ -261,7 +294,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn prev_tag(self) -> Tag {
         // SAFETY: caller's contract.
-        Tag(unsafe { self.word(PREV) })
+        unsafe { self.half(PREV_TAG) }
     }
 
     /// # Safety
@@ -269,7 +302,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn set_prev_tag(self, tag: Tag) {
         // SAFETY: caller's contract.
-        unsafe { self.set_word(PREV, tag.0) }
+        unsafe { self.set_half(PREV_TAG, tag) }
     }
 
     /// The block `offset` bytes further on.
@@ -311,8 +344,8 @@ impl Block {
     pub unsafe fn set_tag(self, tag: Tag) {
         // SAFETY: caller's contract.
         unsafe {
-            self.set_word(SIZE, tag.0);
-            self.plus(tag.size()).set_word(PREV, tag.0);
+            self.set_half(SIZE_TAG, tag);
+            self.plus(tag.size()).set_half(PREV_TAG, tag);
         }
     }
 
@@ -324,7 +357,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn set_tag_only(self, tag: Tag) {
         // SAFETY: caller's contract.
-        unsafe { self.set_word(SIZE, tag.0) }
+        unsafe { self.set_half(SIZE_TAG, tag) }
     }
 
     /// Decodes a stored link. Not checked here: callers check the links they
@@ -335,7 +368,7 @@ impl Block {
     }
 
     /// Reports corruption unless `a` and `b`, decoded from links stored in
-    /// `self`, can be block addresses (16-aligned, user space, or null).
+    /// `self`, can be block addresses (8-aligned, user space, or null).
     /// One test for both, so unlinking pays one branch.
     #[inline(always)]
     pub fn check_links(self, a: Block, b: Block) {
@@ -438,11 +471,12 @@ impl Block {
     pub fn child_slot(self, i: usize) -> usize {
         self.0.wrapping_add(CHILD + (i & 1)) as usize
     }
-    /// The block whose `child[_]` word lives at `slot`: blocks are 16-aligned,
-    /// so the slot's offset inside its 16 bytes tells which child it is.
+    /// The block whose `child[_]` word lives at `slot`: blocks start at 8
+    /// modulo 16 (I5), so the slot's offset inside its 16 bytes tells which
+    /// child it is.
     #[inline(always)]
     pub fn slot_owner(slot: usize) -> Block {
-        let i = ((slot / 8) & 1) ^ (CHILD & 1);
+        let i = ((slot / 8) ^ (CHILD + BLOCK_OFFSET / 8)) & 1;
         Block((slot as *mut usize).wrapping_sub(CHILD + i))
     }
     /// Reads the block pointer stored at a child slot address.
@@ -487,12 +521,14 @@ mod tests {
     fn true_size_matches_php() {
         assert_eq!(true_size(0), Some(32));
         assert_eq!(true_size(15), Some(32));
-        assert_eq!(true_size(16), Some(32));
-        assert_eq!(true_size(17), Some(48));
+        assert_eq!(true_size(24), Some(32));
+        assert_eq!(true_size(25), Some(48));
+        assert_eq!(true_size(40), Some(48));
         assert_eq!(true_size(1024), Some(1040));
+        assert_eq!(true_size(1032), Some(1040));
         assert_eq!(true_size(usize::MAX), None);
-        assert_eq!(true_size(usize::MAX - 30), None);
-        assert_eq!(true_size(usize::MAX - 31), Some(usize::MAX - 15));
+        assert_eq!(true_size(usize::MAX - 22), None);
+        assert_eq!(true_size(usize::MAX - 23), Some(usize::MAX - 15));
     }
 
     #[test]
@@ -510,6 +546,9 @@ mod tests {
         let e = Tag::used_with(48, USED_BIT | EPOCH_BIT);
         assert!(e.is_used() && e.size() == 48 && e.kind() != Tag::used(48).kind());
         assert!(Tag::FIRST.is_guard() && Tag::FIRST.size() == 0);
+        let h = Tag::HUGE;
+        assert!(!h.is_used() && !h.is_free() && !h.is_guard() && !h.is_cached());
+        assert!(h.kind() != Tag::used(48).kind() && h.size() == 0);
     }
 
     #[test]
@@ -518,7 +557,8 @@ mod tests {
         let base = buf.as_mut_ptr().cast::<u8>();
         // SAFETY: all offsets stay inside `buf` (256 bytes).
         unsafe {
-            let a = Block::at(base, 0);
+            let a = Block::at(base, BLOCK_OFFSET);
+            assert_eq!(a.data() as usize % ALIGNMENT, 0);
             a.set_prev_tag(Tag::FIRST);
             a.set_tag(Tag::used(64));
             let b = a.next();

@@ -272,9 +272,9 @@ mod tests {
 
     #[test]
     fn request_ranges_cover_every_small_request() {
-        assert_eq!(request_range(0), (0, 16));
-        assert_eq!(request_range(1), (17, 32));
-        assert_eq!(request_range(NUM_BUCKETS - 1).1, 1024);
+        assert_eq!(request_range(0), (0, 24));
+        assert_eq!(request_range(1), (25, 40));
+        assert_eq!(request_range(NUM_BUCKETS - 1).1, 1032);
         for size in 0..=1024 {
             let i = bucket_index(true_size(size).unwrap());
             let (min, max) = request_range(i);
@@ -362,11 +362,11 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            " 0        0       16        32        1        1        1"
+            " 0        0       24        32        1        1        1"
         );
         assert_eq!(
             lines[3],
-            " 1       17       32        48        0        0        0"
+            " 1       25       40        48        0        0        0"
         );
         assert_eq!(lines[2 + NUM_BUCKETS], "           1        1");
     }

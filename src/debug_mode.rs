@@ -136,8 +136,10 @@ impl Heap {
         let p = self.alloc_block(inner)?;
         // SAFETY: `p` is a fresh block of at least `inner` usable bytes.
         unsafe {
-            let b = Block::from_data(p.as_ptr());
-            let usable = Heap::usable(b);
+            let usable = match self.huge_of(p.as_ptr()) {
+                Some(seg) => Heap::huge_usable(seg),
+                None => Heap::usable(Block::from_data(p.as_ptr())),
+            };
             let trailer = p.as_ptr().add(usable - TRAILER);
             trailer.cast::<usize>().write_unaligned(size);
             ptr::write_bytes(p.as_ptr().add(size), CANARY, usable - TRAILER - size);
@@ -148,15 +150,19 @@ impl Heap {
         Ok(p)
     }
 
-    /// The size the caller asked for, after checking the block and its canary.
+    /// Usable bytes of live block `p` (huge ones included) and the size the
+    /// caller asked for, after checking the block and its canary.
     ///
     /// # Safety
-    /// `p` points into readable memory 16 bytes before it.
-    unsafe fn debug_checked(&self, p: *mut u8, op: &str) -> (Block, usize) {
+    /// `p` points into readable memory 8 bytes before it.
+    unsafe fn debug_checked(&self, p: *mut u8, op: &str) -> (usize, usize) {
         // SAFETY: `used_block` validates the header before trusting it.
         unsafe {
-            let b = self.used_block(p, op);
-            let usable = Heap::usable(b);
+            let usable = match self.huge_of(p) {
+                Some(seg) => Heap::huge_usable(seg),
+                None => Heap::usable(self.used_block(p, op)),
+            };
+            let block = usable + HEADER_SIZE;
             let size = p.add(usable - TRAILER).cast::<usize>().read_unaligned();
             if size > usable - TRAILER {
                 let mut m = StackBuf::new();
@@ -164,7 +170,7 @@ impl Heap {
                     m,
                     "{op}: block trailer overwritten (records {size} bytes in a {usable}-byte block)"
                 );
-                corrupted(m.as_str(), p, b.tag().size());
+                corrupted(m.as_str(), p, block);
             }
             let tail = core::slice::from_raw_parts(p.add(size), usable - TRAILER - size);
             if let Some(last) = tail.iter().rposition(|&c| c != CANARY) {
@@ -174,9 +180,9 @@ impl Heap {
                     "{op}: {} byte(s) overflown past the end of a {size}-byte block (canary check)",
                     last + 1
                 );
-                corrupted(m.as_str(), p, b.tag().size());
+                corrupted(m.as_str(), p, block);
             }
-            (b, size)
+            (usable, size)
         }
     }
 
@@ -185,11 +191,14 @@ impl Heap {
     pub(crate) unsafe fn debug_free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract; the block is checked first.
         unsafe {
-            let (b, _) = self.debug_checked(p, "efree");
+            let (usable, _) = self.debug_checked(p, "efree");
             if let Some(byte) = self.debug.poison_free {
-                ptr::write_bytes(p, byte, Heap::usable(b));
+                ptr::write_bytes(p, byte, usable);
             }
-            self.free_block(b);
+            match self.huge_of(p) {
+                Some(seg) => self.free_huge(seg),
+                None => self.free_block(Block::from_data(p)),
+            }
         }
     }
 
@@ -249,6 +258,10 @@ impl Heap {
                 }
                 seg = seg.next();
             }
+        }
+        for (p, _) in self.huge_blocks() {
+            // SAFETY: listed huge blocks are live.
+            unsafe { self.debug_checked(p, "request shutdown") };
         }
     }
 }

@@ -812,7 +812,7 @@ impl Default for FreeLists {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::HEADER_SIZE;
+    use crate::block::{BLOCK_OFFSET, HEADER_SIZE};
 
     /// A fake segment: blocks of the given sizes separated by used spacers,
     /// so no two free blocks touch (I2).
@@ -829,11 +829,11 @@ mod tests {
         /// Lays out free candidates of `sizes`; returns their headers.
         fn blocks(&mut self, sizes: &[usize]) -> Vec<Block> {
             let base = self.mem.as_mut_ptr().cast::<u8>();
-            let mut off = 0;
+            let mut off = BLOCK_OFFSET;
             let mut out = Vec::new();
             // SAFETY: offsets stay inside `mem`, sized by the caller.
             unsafe {
-                let first = Block::at(base, 0);
+                let first = Block::at(base, off);
                 first.set_prev_tag(Tag::FIRST);
                 for &s in sizes {
                     let spacer = Block::at(base, off);

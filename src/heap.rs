@@ -17,6 +17,7 @@ use crate::cache::{FastCache, CACHE_SIZE};
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
+use crate::huge::HUGE_MIN;
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
@@ -68,6 +69,8 @@ pub struct Heap {
     pub(crate) acct: Accounting,
     pub(crate) lists: FreeLists,
     pub(crate) segments: SegmentList,
+    /// Mappings of huge blocks (`huge.rs`), not segments.
+    pub(crate) huge: SegmentList,
     /// Emptied regular segments kept for reuse (src/spare.rs).
     pub(crate) spare: SpareSegments,
     pub(crate) storage: &'static dyn Storage,
@@ -107,6 +110,7 @@ impl Heap {
             acct: Accounting::new(),
             lists: FreeLists::new(),
             segments: SegmentList::new(),
+            huge: SegmentList::new(),
             spare: SpareSegments::new(),
             storage: config.storage,
             segment_size: config.segment_size,
@@ -212,6 +216,8 @@ impl Heap {
         let ts = self.checked_true_size(size)?;
         if is_small(ts) {
             self.cache.misses += 1;
+        } else if ts >= HUGE_MIN {
+            return self.alloc_huge(ts);
         }
         let mut flushed = false;
         loop {
@@ -271,7 +277,7 @@ impl Heap {
     /// overflow. The message names the whole overhead that was added, so
     /// the sum it shows really does overflow.
     #[inline]
-    fn checked_true_size(&self, size: usize) -> Result<usize, MemError> {
+    pub(crate) fn checked_true_size(&self, size: usize) -> Result<usize, MemError> {
         let overhead = HEADER_SIZE + SEGMENT_OVERHEAD + self.segment_size;
         match size.checked_add(overhead) {
             Some(_) => Ok(true_size(size).unwrap_or(usize::MAX)),
@@ -281,7 +287,7 @@ impl Heap {
 
     /// The segment size that holds a block of `ts` bytes; `true` when it is
     /// a dedicated segment, whose remainder goes to the rest list.
-    fn segment_size_for(&self, ts: usize) -> (usize, bool) {
+    pub(crate) fn segment_size_for(&self, ts: usize) -> (usize, bool) {
         if ts > self.segment_size - SEGMENT_OVERHEAD {
             let s = self.segment_size;
             // `s - 1` first: for the largest size `checked_true_size` lets
@@ -294,7 +300,7 @@ impl Heap {
 
     /// Makes room for `extra` more segment bytes under the limit, flushing
     /// the cache if that could help.
-    fn room_for(&mut self, extra: usize) -> bool {
+    pub(crate) fn room_for(&mut self, extra: usize) -> bool {
         if self.acct.segment_fits(extra) {
             return true;
         }
@@ -383,7 +389,7 @@ impl Heap {
     /// naming the failed check (`op` names the caller: `efree`, ...).
     ///
     /// # Safety
-    /// `p` must point into memory readable 16 bytes before it; the size read
+    /// `p` must point into memory readable 8 bytes before it; the size read
     /// there is only followed when it is plausible.
     #[inline]
     pub(crate) unsafe fn used_block(&self, p: *mut u8, op: &str) -> Block {
@@ -502,6 +508,9 @@ impl Heap {
         unsafe {
             if self.debug.on {
                 return self.debug_free(p);
+            }
+            if let Some(seg) = self.huge_of(p) {
+                return self.free_huge(seg);
             }
             let b = self.used_block(p, "efree");
             let size = b.tag().size();
@@ -676,11 +685,17 @@ impl Heap {
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
+            if let Some(seg) = self.huge_of(p) {
+                return self.realloc_huge(seg, size, copy);
+            }
             // Reports and does not return unless the block is live.
             let b = self.used_block(p, "erealloc");
             let tag = b.tag();
             let orig = tag.size();
             let ts = self.checked_true_size(size)?;
+            if ts >= HUGE_MIN {
+                return self.realloc_move(b, size, copy);
+            }
             if ts <= orig {
                 self.shrink(b, orig, ts);
                 return Ok(NonNull::new_unchecked(p));
@@ -860,6 +875,9 @@ impl Heap {
         unsafe {
             if self.debug.on {
                 return self.debug_block_size(p);
+            }
+            if let Some(seg) = self.huge_of(p) {
+                return Heap::huge_usable(seg);
             }
             self.used_block(p, "block size").tag().size() - HEADER_SIZE
         }

@@ -185,13 +185,14 @@ impl Heap {
         let leaks: Vec<Leak> = self
             .used_blocks()
             .filter(|b| b.data() as usize != reserve)
-            .map(|b| {
-                let addr = b.data() as usize;
-                // SAFETY: the walk yields live used blocks.
-                let usable = unsafe { self.block_size(b.data()) };
-                let loc = self.locations.get(b.data());
+            .map(|b| b.data())
+            .chain(self.huge_blocks().map(|(p, _)| p))
+            .map(|p| {
+                // SAFETY: the walks yield live used blocks.
+                let usable = unsafe { self.block_size(p) };
+                let loc = self.locations.get(p);
                 Leak {
-                    addr,
+                    addr: p as usize,
                     size: loc.map_or(usable, |l| l.size),
                     loc,
                 }
@@ -412,9 +413,9 @@ mod tests {
         assert_eq!(n, 2);
         let expected = format!(
             "[STAMP]  Script:  't.php'\n\
-             Unknown(0) :  Freeing 0x{:08X} (16 bytes), script=t.php\n\
+             Unknown(0) :  Freeing 0x{:08X} (24 bytes), script=t.php\n\
              [STAMP]  Script:  't.php'\n\
-             Unknown(0) :  Freeing 0x{:08X} (112 bytes), script=t.php\n\
+             Unknown(0) :  Freeing 0x{:08X} (104 bytes), script=t.php\n\
              === Total 2 memory leaks detected ===\n",
             p as usize, q as usize
         );

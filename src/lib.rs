@@ -76,6 +76,7 @@ mod glue;
 pub mod heap;
 #[doc(hidden)]
 pub mod hotpatch;
+mod huge;
 #[doc(hidden)]
 pub mod leaks;
 #[doc(hidden)]

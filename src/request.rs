@@ -105,6 +105,7 @@ impl Heap {
             }
         }
         self.segments.clear();
+        self.release_huge();
         keep
     }
 

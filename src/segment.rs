@@ -4,7 +4,7 @@
 //! segment size, itself a power of two):
 //!
 //! ```text
-//! [segment header: 32 B][first block ...][... blocks ...][guard header: 16 B]
+//! [segment header: 40 B][first block ...][... blocks ...][guard header: 8 B]
 //! ```
 //!
 //! The header holds the segment's size and its links in the heap's
@@ -14,14 +14,17 @@
 use crate::block::{Block, Tag, HEADER_SIZE};
 use core::ptr;
 
-/// Bytes before the first block (PHP's `ZEND_MM_ALIGNED_SEGMENT_SIZE`).
-pub const SEGMENT_HEADER_SIZE: usize = 32;
+/// Bytes before the first block (PHP's `ZEND_MM_ALIGNED_SEGMENT_SIZE`):
+/// 8 modulo 16, so that blocks start there too (see `block.rs`, I5).
+pub const SEGMENT_HEADER_SIZE: usize = 32 + crate::block::BLOCK_OFFSET;
 /// Header plus guard: what a segment costs beyond its blocks.
 pub const SEGMENT_OVERHEAD: usize = SEGMENT_HEADER_SIZE + HEADER_SIZE;
 
 const SIZE: usize = 0;
 const PREV: usize = 1;
 const NEXT: usize = 2;
+/// A huge block's true size (`huge.rs`); unused in segments.
+const HUGE_SIZE: usize = 3;
 /// The header bytes that hold the size and the links (`tool.rs` keeps
 /// only these inside memcheck's view of a malloc'd segment).
 pub const SEGMENT_LINKS_SIZE: usize = (NEXT + 1) * core::mem::size_of::<usize>();
@@ -56,7 +59,7 @@ impl Segment {
     /// `self` is a live segment.
     #[inline]
     pub unsafe fn size(self) -> usize {
-        // SAFETY: the header is the segment's first 32 bytes.
+        // SAFETY: the header is the segment's first 40 bytes.
         unsafe { self.0.add(SIZE).read() }
     }
     /// # Safety
@@ -98,7 +101,7 @@ impl Segment {
     /// `self` is a live segment with a correct size.
     #[inline]
     pub unsafe fn guard(self) -> Block {
-        // SAFETY: the guard is the segment's last 16 bytes.
+        // SAFETY: the guard is the segment's last header.
         unsafe { Block::at(self.as_ptr(), self.size() - HEADER_SIZE) }
     }
 
@@ -131,6 +134,34 @@ impl Segment {
             seg.guard().set_tag_only(Tag::guard(size));
             (seg, first)
         }
+    }
+
+    /// Writes the layout of a huge block's mapping (`huge.rs`): the header
+    /// with the block's true size `ts`, and the block, tagged `Tag::HUGE`.
+    ///
+    /// # Safety
+    /// `raw` points to `size` writable bytes, `size >= ts + SEGMENT_OVERHEAD`.
+    pub unsafe fn format_huge(raw: *mut u8, size: usize, ts: usize) -> (Segment, Block) {
+        let seg = Segment::from_raw(raw);
+        // SAFETY: all writes stay inside the header (caller's contract).
+        unsafe {
+            seg.0.add(SIZE).write(size);
+            seg.0.add(HUGE_SIZE).write(ts);
+            let b = seg.first_block();
+            b.set_prev_tag(Tag::FIRST);
+            b.set_tag_only(Tag::HUGE);
+            (seg, b)
+        }
+    }
+
+    /// The true size of the huge block in this mapping.
+    ///
+    /// # Safety
+    /// `self` was formatted by [`Segment::format_huge`].
+    #[inline]
+    pub unsafe fn huge_size(self) -> usize {
+        // SAFETY: as `size`.
+        unsafe { self.0.add(HUGE_SIZE).read() }
     }
 
     /// Rewrites the size and guard after the storage resized the segment;
@@ -175,13 +206,20 @@ pub fn locate(b: Block) -> Option<(usize, usize)> {
     const MAX_STEPS: usize = 1 << 16;
     let mut addr = b.addr();
     for _ in 0..MAX_STEPS {
-        let tag = Tag::from_raw(read_word_checked(addr.checked_add(8)?)?);
+        // The size tag is the header's second half.
+        let word = read_word_checked(addr)?;
+        let half = if cfg!(target_endian = "little") {
+            word >> 32
+        } else {
+            word & 0xffff_ffff
+        };
+        let tag = Tag::from_raw(half);
         if tag.is_guard() {
             let size = tag.size();
             let start = (addr + HEADER_SIZE).checked_sub(size)?;
             return (read_word_checked(start)? == size).then_some((start, size));
         }
-        if tag.size() < crate::block::MIN_SIZE || tag.size() > 1 << 46 {
+        if tag.size() < crate::block::MIN_SIZE {
             return None;
         }
         addr = addr.checked_add(tag.size())?;

@@ -170,11 +170,16 @@ pub(crate) fn quiet<R>(f: impl FnOnce() -> R) -> R {
 /// one (the heap then reports it).
 ///
 /// # Safety
-/// `p` points 16 bytes into readable memory, as `efree` requires. Under
+/// `p` points 8 bytes into readable memory, as `efree` requires. Under
 /// valgrind, call inside [`quiet`].
 pub(crate) unsafe fn usable_size(p: *mut u8) -> usize {
+    let b = Block::from_data_unchecked(p);
     // SAFETY: caller's contract.
-    let tag = unsafe { Block::from_data_unchecked(p).tag() };
+    let tag = unsafe { b.tag() };
+    if tag == crate::block::Tag::HUGE {
+        // SAFETY: a huge block's mapping header precedes it (huge.rs).
+        return unsafe { Segment::of_first_block(b).huge_size() } - HEADER_SIZE;
+    }
     if tag.is_used() && tag.size() >= HEADER_SIZE {
         tag.size() - HEADER_SIZE
     } else {

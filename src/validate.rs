@@ -92,6 +92,19 @@ impl Heap {
                 seg = seg.next();
             }
         }
+        for (p, usable) in self.huge_blocks() {
+            // SAFETY: listed huge mappings are live; the block header is theirs.
+            let tag = unsafe { Block::from_data_unchecked(p).tag() };
+            if tag != Tag::HUGE {
+                problems.push(format!(
+                    "huge block {:#x}: bad tag {:#x}",
+                    p as usize,
+                    tag.raw()
+                ));
+            }
+            used_bytes += usable + HEADER_SIZE;
+        }
+        real += self.huge_real_size();
         if nseg != self.segments.count() {
             problems.push(format!(
                 "{nseg} segments walked, {} counted",
@@ -206,9 +219,9 @@ mod tests {
         h.start();
         let a = h.alloc(100).unwrap().as_ptr();
         let _b = h.alloc(100).unwrap().as_ptr();
-        // SAFETY: writes 8 bytes past `a`'s data, into `b`'s prev tag: exactly
+        // SAFETY: writes 4 bytes past `a`'s data, into `b`'s prev tag: exactly
         // the overflow the validator must notice.
-        unsafe { a.add(h.block_size(a)).cast::<usize>().write(0x4141_4141) };
+        unsafe { a.add(h.block_size(a)).cast::<u32>().write(0x4141_4141) };
         let problems = h.check();
         assert!(!problems.is_empty());
         assert!(problems[0].contains("(I1)"), "{problems:?}");

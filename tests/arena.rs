@@ -67,10 +67,10 @@ fn heap_on(storage: &'static dyn Storage) -> Heap {
     })
 }
 
-/// Bytes a block of `n` requested bytes counts for: 16-byte header, 16-byte
+/// Bytes a block of `n` requested bytes counts for: 8-byte header, 16-byte
 /// granules, 32 at least.
 fn true_size(n: usize) -> usize {
-    ((n + 16 + 15) & !15).max(32)
+    ((n + 8 + 15) & !15).max(32)
 }
 
 #[test]

@@ -41,13 +41,13 @@ fn usage_counts_true_sizes_and_not_cached_blocks() {
     let p = alloc(&mut h, 100);
     assert_eq!(
         h.usage(false),
-        8208 + 128,
-        "100 bytes + 16-byte header, 16-aligned"
+        8208 + 112,
+        "100 bytes + 8-byte header, 16-aligned"
     );
     // SAFETY: `p` is live.
     unsafe { h.free(p) };
     assert_eq!(h.usage(false), 8208, "a cached block is not in use");
-    assert_eq!(h.stats().cached_bytes, 128);
+    assert_eq!(h.stats().cached_bytes, 112);
     assert_eq!(alloc(&mut h, 100), p, "the cache hands the block back");
     assert_eq!(h.stats().cache_hits, 1);
     h.validate().unwrap();
@@ -60,7 +60,7 @@ fn zero_size_gets_a_real_distinct_block() {
     let b = alloc(&mut h, 0);
     assert_ne!(a, b);
     // SAFETY: both live.
-    assert_eq!(unsafe { h.block_size(a) }, 16);
+    assert_eq!(unsafe { h.block_size(a) }, 24);
 }
 
 #[test]
@@ -80,8 +80,8 @@ fn realloc_grows_into_the_next_free_block_in_place() {
         assert_eq!(s, p, "shrinks in place");
         assert_eq!(
             h.block_size(s),
-            1008,
-            "1000 rounded up to the 16-byte alignment"
+            1000,
+            "1000 and the 8-byte header fill a 16-aligned block"
         );
     }
     h.validate().unwrap();
@@ -247,11 +247,11 @@ fn overflowing_sizes_are_refused_before_any_work() {
         usize::MAX - 15,
         usize::MAX / 2 + 1,
         usize::MAX - SEG,
-        usize::MAX - SEG - 63,
+        usize::MAX - SEG - 55,
     ] {
         match h.alloc(n) {
             Err(MemError::OverflowAdd { size, overhead }) => {
-                assert_eq!((size, overhead), (n, SEG + 64));
+                assert_eq!((size, overhead), (n, SEG + 56));
                 assert!(
                     size.checked_add(overhead).is_none(),
                     "{size} + {overhead} fits"
@@ -323,9 +323,9 @@ fn fresh_small_blocks_are_carved_back_to_back() {
     let a = alloc(&mut h, 40);
     let b = alloc(&mut h, 40);
     let c = alloc(&mut h, 100);
-    // 40 bytes + 16-byte header = 64-byte blocks, taken off the same victim.
-    assert_eq!(b as usize - a as usize, 64);
-    assert_eq!(c as usize - b as usize, 64);
+    // 40 bytes + 8-byte header = 48-byte blocks, taken off the same victim.
+    assert_eq!(b as usize - a as usize, 48);
+    assert_eq!(c as usize - b as usize, 48);
     h.validate().unwrap();
 }
 

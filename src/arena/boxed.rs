@@ -19,7 +19,7 @@ use core::ptr::{self, NonNull};
 /// let mut hits = heap.alloc([0u32; 8])?;
 /// hits[3] += 1;
 /// assert_eq!(hits.iter().sum::<u32>(), 1);
-/// assert_eq!(heap.usage(), 48); // 32 bytes and a 16-byte header
+/// assert_eq!(heap.usage(), 48); // 32 bytes and an 8-byte header, rounded to 16
 /// # Ok::<(), zendmm::MemError>(())
 /// ```
 ///

@@ -239,14 +239,14 @@ impl Heap {
         Bytes::zeroed_in(len, self)
     }
 
-    /// Bytes of the blocks in use, their 16-byte headers included (PHP's
+    /// Bytes of the blocks in use, their 8-byte headers included (PHP's
     /// `memory_get_usage()`). Freed blocks resting in the small-block cache
     /// are not counted.
     ///
     /// ```
     /// let heap = zendmm::Heap::new();
     /// let b = heap.alloc([0u8; 100])?;
-    /// assert_eq!(heap.usage(), 128); // 100 bytes, rounded to 16, plus the header
+    /// assert_eq!(heap.usage(), 112); // 100 bytes and the 8-byte header, rounded up to 16
     /// drop(b);
     /// assert_eq!(heap.usage(), 0);
     /// # Ok::<(), zendmm::MemError>(())

@@ -170,6 +170,10 @@ pub(crate) fn shutdown(h: *mut zend_mm_heap, full: bool, silent: bool) {
 /// The data pointers of the blocks the program holds: every used block but
 /// the reserve. The cache must be empty.
 fn live_blocks(heap: &Heap) -> impl Iterator<Item = *mut u8> + '_ {
+    segment_blocks(heap).chain(heap.huge_blocks().map(|(p, _)| p))
+}
+
+fn segment_blocks(heap: &Heap) -> impl Iterator<Item = *mut u8> + '_ {
     let mut seg = heap.segments.head();
     // SAFETY: listed segments are live.
     let mut b = (!seg.is_null()).then(|| unsafe { seg.first_block() });

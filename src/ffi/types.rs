@@ -196,7 +196,7 @@ pub const ZENDMM_STATS_VERSION: u32 = 2;
 pub struct zendmm_heap_stats {
     pub size: usize,
     pub version: u32,
-    /// `zend_memory_usage(0)`: bytes of blocks in use, 16-byte headers included.
+    /// `zend_memory_usage(0)`: bytes of blocks in use, 8-byte headers included.
     pub usage: usize,
     pub peak: usize,
     /// `zend_memory_usage(1)`: bytes of segments taken from storage.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use zendmm::block::true_size;
+use zendmm::block::{true_size, HEADER_SIZE};
 use zendmm::heap::{Heap, LimitBelowUsage};
 use zendmm::segment::SEGMENT_OVERHEAD;
 use zendmm::storage::{self, Storage};
@@ -309,7 +309,11 @@ impl Walk {
     fn started(&mut self) {
         self.live.clear();
         self.base = self.heap.usage(false);
-        assert_eq!(self.base, RESERVE + 16, "the reserve is the only block");
+        assert_eq!(
+            Some(self.base),
+            true_size(RESERVE),
+            "the reserve is the only block"
+        );
         assert_eq!(self.heap.peak_usage(false), self.base, "peak restarts");
         assert_eq!(self.heap.usage(true), self.segment_for(RESERVE));
         assert_eq!(self.heap.segment_count(), 1);
@@ -332,7 +336,7 @@ impl Walk {
             assert!(a + l.len.max(1) <= addr, "overlap with {a:#x}");
         }
         if let Some((&a, _)) = self.live.range(addr..).next() {
-            assert!(addr + usable <= a - 16, "overlap with {a:#x}");
+            assert!(addr + usable <= a - HEADER_SIZE, "overlap with {a:#x}");
         }
         self.live.insert(addr, Live { len, fill: f });
     }
@@ -343,7 +347,7 @@ impl Walk {
             + self
                 .live
                 .keys()
-                .map(|&a| unsafe { self.heap.block_size(a as *mut u8) } + 16)
+                .map(|&a| unsafe { self.heap.block_size(a as *mut u8) } + HEADER_SIZE)
                 .sum::<usize>()
     }
 
