@@ -15,10 +15,10 @@
 #define SEG 262144u
 #define RESERVE_TRUE_SIZE 8208u
 
-/* True size of a request block: round_up(n + 16, 16), at least 32. */
+/* True size of a request block: round_up(n + 8, 16), at least 32. */
 static size_t true_size(size_t n)
 {
-	size_t t = (n + 16 + 15) & ~(size_t)15;
+	size_t t = (n + 8 + 15) & ~(size_t)15;
 	return t < 32 ? 32 : t;
 }
 

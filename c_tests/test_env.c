@@ -12,7 +12,7 @@
 
 #define RESERVE_TRUE_SIZE ((size_t)8208)
 
-static size_t true_size(size_t n) { return (n + 16 + 15) & ~(size_t)15; }
+static size_t true_size(size_t n) { return n < 24 ? 32 : (n + 8 + 15) & ~(size_t)15; }
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)

@@ -330,10 +330,10 @@ static void test_print_leaks_1_reports_the_release_abi(void)
 	CHECK(th_run_child_env(&res, env, leak_release_abi, NULL) == 0);
 	CHECK_EXIT(&res, 0);
 	CHECK_EQ(normalize_stamps(res.err), 0);
-	CHECK_EQ(shared->leaks[0].size, 16);
+	CHECK_EQ(shared->leaks[0].size, 24);
 	snprintf(expected, sizeof expected,
 	         "[DATE]  Script:  'test_leaks'\n"
-	         "Unknown(0) :  Freeing 0x%.8lX (16 bytes), script=test_leaks\n"
+	         "Unknown(0) :  Freeing 0x%.8lX (24 bytes), script=test_leaks\n"
 	         "=== Total 1 memory leaks detected ===\n",
 	         (unsigned long)shared->leaks[0].addr);
 	CHECK_STDERR(&res, expected);

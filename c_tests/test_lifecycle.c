@@ -13,7 +13,7 @@
 #define SEG ((size_t)262144)
 #define RESERVE_TRUE_SIZE ((size_t)8208)
 
-static size_t true_size(size_t n) { return (n + 16 + 15) & ~(size_t)15; }
+static size_t true_size(size_t n) { return n < 24 ? 32 : (n + 8 + 15) & ~(size_t)15; }
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 static size_t dedicated_segment(size_t n) { return round_up(true_size(n) + 48, SEG); }
 

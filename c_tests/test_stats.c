@@ -13,7 +13,7 @@
 #include "zendmm_alloc.h"
 #include "test_helper.h"
 
-static size_t true_size(size_t n) { return n < 16 ? 32 : (n + 16 + 15) & ~(size_t)15; }
+static size_t true_size(size_t n) { return n < 24 ? 32 : (n + 8 + 15) & ~(size_t)15; }
 
 static char log_path[128];
 
@@ -304,7 +304,7 @@ static void test_bad_values_are_named(void)
 
 enum { END_FULL_SHUTDOWN, END_EXIT };
 
-/* 5 misses, 5 pushes, 3 hits in bucket 6 (requests 97..112, blocks of 128). */
+/* 5 misses, 5 pushes, 3 hits in bucket 5 (requests 89..104, blocks of 112). */
 static int known_cache_traffic(void *arg)
 {
 	void *p[5];
@@ -335,9 +335,9 @@ static void check_table(const char *text, const char *where)
 	}
 	CHECK(strstr(line_at(text, 0), ", heap 0") != NULL);
 	CHECK_STR_EQ(line_at(text, 1), "idx min_size max_size true_size  max_len     hits   misses");
-	CHECK_STR_EQ(line_at(text, 2), " 0        0       16        32        0        0        0");
-	CHECK_STR_EQ(line_at(text, 2 + 6), " 6       97      112       128        5        3        5");
-	CHECK_STR_EQ(line_at(text, 2 + 63), "63     1009     1024      1040        0        0        0");
+	CHECK_STR_EQ(line_at(text, 2), " 0        0       24        32        0        0        0");
+	CHECK_STR_EQ(line_at(text, 2 + 5), " 5       89      104       112        5        3        5");
+	CHECK_STR_EQ(line_at(text, 2 + 63), "63     1017     1032      1040        0        0        0");
 	CHECK_STR_EQ(line_at(text, 2 + 64), "           3        5");
 }
 
@@ -467,7 +467,7 @@ static void test_own_heaps_are_numbered(void)
 	 * before the fork, so the child's is not the first). */
 	CHECK(strstr(line_at(text, 0), ", heap ") != NULL &&
 	      strtoumax(strstr(line_at(text, 0), ", heap ") + 7, NULL, 10) >= 1);
-	CHECK_STR_EQ(line_at(text, 2), " 0        0       16        32        1        1        1");
+	CHECK_STR_EQ(line_at(text, 2), " 0        0       24        32        1        1        1");
 	unlink(log_path);
 }
 

@@ -38,7 +38,7 @@
 #define SLOTS 1000          /* live request blocks per thread */
 #define TRANSFER_SLOTS 1000 /* shared persistent blocks */
 #define RESERVE_TRUE_SIZE ((size_t)8208)
-#define BLOCK_HEADER ((size_t)16)
+#define BLOCK_HEADER ((size_t)8)
 #define TIME_LIMIT_S 60.0
 #define SHOWN_FAILURES 20
 

@@ -37,7 +37,7 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 #endif
 
 #define SEG ((size_t)262144)
-#define BLOCK_HEADER ((size_t)16)
+#define BLOCK_HEADER ((size_t)8)
 #define SEGMENT_OVERHEAD ((size_t)48) /* segment header + first block's header */
 /* A request n can only be tried when n + OVERHEAD fits a size_t; past that,
  * "Possible integer overflow in memory allocation (n + OVERHEAD)". */
@@ -78,7 +78,7 @@ static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
  * regular segment, or a dedicated one rounded up to segments. */
 static size_t segment_for(size_t n)
 {
-	size_t ts = n < 16 ? 32 : round_up(n + BLOCK_HEADER, 16);
+	size_t ts = n < 24 ? 32 : round_up(n + BLOCK_HEADER, 16);
 	return ts > SEG - SEGMENT_OVERHEAD ? round_up(ts + SEGMENT_OVERHEAD, SEG) : SEG;
 }
 
@@ -384,7 +384,7 @@ static void high_bit_patterns(void)
 static void premises(void)
 {
 	zendmm_heap_stats st = th_stats(NULL);
-	CHECK_EQ(st.usage, RESERVE_TRUE_SIZE + (SMALL_LEN + BLOCK_HEADER) +
+	CHECK_EQ(st.usage, RESERVE_TRUE_SIZE + round_up(SMALL_LEN + BLOCK_HEADER, 16) +
 	                       round_up(LARGE_LEN + BLOCK_HEADER, 16));
 	CHECK_EQ(st.real_usage, SEG + segment_for(LARGE_LEN));
 	CHECK_EQ(segment_for(LARGE_LEN), 2 * SEG);

@@ -19,7 +19,7 @@
  *     emalloc() never dispatches on __builtin_constant_p(size) and the
  *     emalloc_large, efree_huge, efree_size and the like fall back to
  *     _emalloc/_efree.
- *   - Every block has a 16-byte header (ZEND_MM_OVERHEAD is 16, not 0).
+ *   - Every block has an 8-byte header (ZEND_MM_OVERHEAD is 8, not 0).
  *   - The debug entry points have their own names, "zendmm" + the release
  *     name + "_dbg" (zendmm_emalloc_dbg, zendmm_zend_mm_alloc_dbg, ...), so
  *     the release names keep their release signatures in every build.
@@ -46,7 +46,7 @@
 #define ZEND_MM_ALIGNED_SIZE_EX(size, alignment) \
 	(((size) + ((alignment) - 1)) & ~((alignment) - 1))
 /* Per-block header (PHP 8.2 release: 0). */
-#define ZEND_MM_OVERHEAD ((size_t)16)
+#define ZEND_MM_OVERHEAD ((size_t)8)
 
 /*
  * Locations (zend_portability.h's ZEND_FILE_LINE_* family). A function that

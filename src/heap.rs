@@ -693,9 +693,6 @@ impl Heap {
             let tag = b.tag();
             let orig = tag.size();
             let ts = self.checked_true_size(size)?;
-            if ts >= HUGE_MIN {
-                return self.realloc_move(b, size, copy);
-            }
             if ts <= orig {
                 self.shrink(b, orig, ts);
                 return Ok(NonNull::new_unchecked(p));
@@ -786,7 +783,8 @@ impl Heap {
     }
 
     /// Grows a block that fills its segment by resizing the whole segment
-    /// through the storage (`mremap` for the mmap backends).
+    /// through the storage (`mremap` for the mmap backends); at `HUGE_MIN`
+    /// the mapping becomes a huge block's.
     ///
     /// # Safety
     /// `b` is its segment's first block and only live block; `next`, if
@@ -812,8 +810,17 @@ impl Heap {
             if let Some(n) = next {
                 self.lists.remove(n);
             }
+            let huge = ts >= HUGE_MIN;
+            if huge {
+                // Too big for a segment: the mapping leaves the list and
+                // comes back as a huge block's (huge.rs).
+                self.segments.unlink(seg);
+            }
             let raw = self.storage.realloc(seg.as_ptr(), old, new);
             if raw.is_null() {
+                if huge {
+                    self.segments.push(seg);
+                }
                 if let Some(n) = next {
                     self.lists.add(n, n.tag().size());
                 }
@@ -823,6 +830,12 @@ impl Heap {
                 });
             }
             self.acct.add_real(new - old);
+            if huge {
+                let (seg, b) = Segment::format_huge(raw, new, ts);
+                self.huge.push(seg);
+                self.acct.add_used(ts - orig);
+                return Ok(NonNull::new_unchecked(b.data()));
+            }
             self.max_segment = self.max_segment.max(new);
             let seg = Segment::from_raw(raw);
             self.segments.relink(seg);

@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn a_block_owning_its_segment_grows_into_a_huge_mapping() {
+        let mut h = heap();
+        let (used, segs) = (h.acct.size, h.segment_count());
+        let p = h.alloc(300_000).unwrap().as_ptr();
+        assert_eq!(h.segment_count(), segs + 1);
+        // SAFETY: `p` is live.
+        unsafe {
+            p.add(299_999).write(9);
+            let q = h.realloc(p, HUGE_MIN).unwrap().as_ptr();
+            assert_eq!(q.add(299_999).read(), 9);
+            assert_eq!(h.segment_count(), segs);
+            assert_eq!(h.huge_blocks().count(), 1);
+            assert_eq!(h.acct.size, used + true_size(HUGE_MIN).unwrap());
+            assert!(h.check().is_empty(), "{:?}", h.check());
+            h.free(q);
+        }
+        assert_eq!(h.acct.size, used);
+    }
+
+    #[test]
     fn the_limit_names_the_mapping() {
         let mut h = heap();
         h.acct.limit = 1 << 30;

@@ -198,22 +198,32 @@ fn read_word_checked(addr: usize) -> Option<usize> {
     (n == core::mem::size_of::<usize>() as isize).then_some(word)
 }
 
+/// The tag at byte `half` (0: prev, 4: size) of the header at `addr`,
+/// read without faulting.
+fn read_tag_checked(addr: usize, half: usize) -> Option<Tag> {
+    let word = read_word_checked(addr)?;
+    let shift = if cfg!(target_endian = "little") {
+        half * 8
+    } else {
+        32 - half * 8
+    };
+    Some(Tag::from_raw((word >> shift) & 0xffff_ffff))
+}
+
 /// The segment holding `b`, found by following size tags forward to the
-/// guard, which carries the segment's size; `(start, size)`. For error
-/// reports only: every read is checked, and `None` means the tags led
-/// nowhere sane.
+/// guard, which carries the segment's size, or else `prev` tags back to
+/// the first block (a write past a block's end can wipe the next
+/// header's size tag too); `(start, size)`. For error reports only: every
+/// read is checked, and `None` means the tags led nowhere sane.
 pub fn locate(b: Block) -> Option<(usize, usize)> {
-    const MAX_STEPS: usize = 1 << 16;
-    let mut addr = b.addr();
+    locate_forward(b.addr()).or_else(|| locate_backward(b.addr()))
+}
+
+const MAX_STEPS: usize = 1 << 16;
+
+fn locate_forward(mut addr: usize) -> Option<(usize, usize)> {
     for _ in 0..MAX_STEPS {
-        // The size tag is the header's second half.
-        let word = read_word_checked(addr)?;
-        let half = if cfg!(target_endian = "little") {
-            word >> 32
-        } else {
-            word & 0xffff_ffff
-        };
-        let tag = Tag::from_raw(half);
+        let tag = read_tag_checked(addr, 4)?;
         if tag.is_guard() {
             let size = tag.size();
             let start = (addr + HEADER_SIZE).checked_sub(size)?;
@@ -223,6 +233,23 @@ pub fn locate(b: Block) -> Option<(usize, usize)> {
             return None;
         }
         addr = addr.checked_add(tag.size())?;
+    }
+    None
+}
+
+fn locate_backward(mut addr: usize) -> Option<(usize, usize)> {
+    for _ in 0..MAX_STEPS {
+        let prev = read_tag_checked(addr, 0)?;
+        if prev == Tag::FIRST {
+            let start = addr.checked_sub(SEGMENT_HEADER_SIZE)?;
+            let size = read_word_checked(start)?;
+            let guard = (start + size).checked_sub(HEADER_SIZE)?;
+            return (read_tag_checked(guard, 4)? == Tag::guard(size)).then_some((start, size));
+        }
+        if prev.size() < crate::block::MIN_SIZE || prev.is_guard() {
+            return None;
+        }
+        addr = addr.checked_sub(prev.size())?;
     }
     None
 }
