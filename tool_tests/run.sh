@@ -53,14 +53,14 @@ show_logs() { local f; for f in "$@"; do echo "$f:"; grep -v '^==[0-9]*== *$' "$
 # The misuse cases and what the tool must say about each: an access of the
 # right kind, at the right place.
 declare -A VG_EXPECT=(
-    [overflow-small]="Invalid write of size 1|0 bytes after a block of size 112 alloc'd"
-    [overflow-large]="Invalid write of size 1|0 bytes after a block of size 5,008 alloc'd"
-    [underflow]="Invalid write of size 1|1 bytes before a block of size 112 alloc'd"
-    [uaf-small]="Invalid read of size 1|0 bytes inside a block of size 112 free'd"
-    [uaf-large]="Invalid read of size 1|100 bytes inside a block of size 5,008 free'd"
-    [stale-realloc]="Invalid read of size 1|8 bytes inside a block of size 112 free'd|realloc"
-    [after-shutdown]="Invalid read of size 1|8 bytes inside a block of size 112 free'd|shutdown"
-    [no-shutdown]="3,024 bytes in 3 blocks are definitely lost|zendmm_vg_malloclike"
+    [overflow-small]="Invalid write of size 1|0 bytes after a block of size 104 alloc'd"
+    [overflow-large]="Invalid write of size 1|0 bytes after a block of size 5,000 alloc'd"
+    [underflow]="Invalid write of size 1|1 bytes before a block of size 104 alloc'd"
+    [uaf-small]="Invalid read of size 1|0 bytes inside a block of size 104 free'd"
+    [uaf-large]="Invalid read of size 1|100 bytes inside a block of size 5,000 free'd"
+    [stale-realloc]="Invalid read of size 1|8 bytes inside a block of size 104 free'd|realloc"
+    [after-shutdown]="Invalid read of size 1|8 bytes inside a block of size 104 free'd|shutdown"
+    [no-shutdown]="3,000 bytes in 3 blocks are definitely lost|zendmm_vg_malloclike"
 )
 declare -A ASAN_EXPECT=(
     [overflow-small]="AddressSanitizer: use-after-poison|WRITE of size 1"
