@@ -866,7 +866,10 @@ impl Heap {
         copy: usize,
     ) -> Result<NonNull<u8>, MemError> {
         let peak = self.acct.peak;
-        let q = self.alloc(size)?;
+        let q = match self.alloc_with_room(size) {
+            Some(q) => q,
+            None => self.alloc(size)?,
+        };
         // SAFETY: caller's contract; `q` is a fresh block of at least `size`
         // bytes, larger than `b`'s data.
         unsafe {
@@ -877,6 +880,28 @@ impl Heap {
         }
         self.acct.peak = peak.max(self.acct.size);
         Ok(q)
+    }
+
+    /// A large block that has to move to grow is placed at the front of a
+    /// free block at least twice its size, so that the rest follows it and
+    /// its next growth is in place: a string grown by appends then moves
+    /// a logarithmic number of times, not once per `GROW_QUANTUM`. `None`
+    /// when no such block is listed (a new segment has room after it too).
+    fn alloc_with_room(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let ts = true_size(size)?;
+        if is_small(ts) || ts >= HUGE_MIN / 2 || self.debug.on {
+            return None;
+        }
+        // SAFETY: the trie holds live free blocks (I3); the one found is
+        // unlinked before it is carved.
+        unsafe {
+            let b = self.lists.search_large(ts * 2);
+            if b.is_null() {
+                return None;
+            }
+            self.lists.remove(b);
+            Some(self.carve(b, ts, false))
+        }
     }
 
     /// Usable bytes of a live block (`_zend_mm_block_size`).

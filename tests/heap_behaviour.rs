@@ -358,3 +358,30 @@ fn a_growing_large_block_reallocs_in_place_by_pages() {
     );
     h.validate().unwrap();
 }
+
+#[test]
+fn a_large_block_that_moves_to_grow_gets_room_to_grow_in_place() {
+    let mut h = heap();
+    // A 9 KB hole, the best fit for the grown block, and a 100 KB hole.
+    let fit = alloc(&mut h, 9000);
+    let _sep1 = alloc(&mut h, 64);
+    let roomy = alloc(&mut h, 100_000);
+    let _sep2 = alloc(&mut h, 64);
+    let a = alloc(&mut h, 8000);
+    let _b = alloc(&mut h, 8000);
+    // SAFETY: all pointers live; each is freed once.
+    unsafe {
+        h.free(fit);
+        h.free(roomy);
+        a.write(7);
+        // `a` is followed by the used `_b`: it must move.
+        let q = h.realloc(a, 8500).unwrap().as_ptr();
+        assert_ne!(q, a);
+        assert_eq!(q, roomy, "placed where it has room, not in the 9 KB hole");
+        assert_eq!(q.read(), 7);
+        // ... so growing on is done in place.
+        let r = h.realloc(q, 30_000).unwrap().as_ptr();
+        assert_eq!(r, q);
+    }
+    h.validate().unwrap();
+}
