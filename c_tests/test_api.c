@@ -694,6 +694,50 @@ static void test_double_free_detected(void)
 	CHECK_FIRST_LINE(&res, "zend_mm_heap corrupted");
 }
 
+/* A block of 2 GiB or more gets a mapping of its own (src/huge.rs); its
+ * pages are never touched here but the first and the last. */
+static int huge_blocks(void *arg)
+{
+	const size_t big = (size_t)3 << 30;
+	size_t base = zend_memory_usage(false), real = zend_memory_usage(true);
+	unsigned char *p, *q, *r;
+
+	(void)arg;
+	if (zend_set_memory_limit((size_t)1 << 40) != 0)
+		return 1;
+	p = emalloc(big);
+	p[0] = 1;
+	p[big - 1] = 2;
+	if ((uintptr_t)p % 16 != 0 || zend_mem_block_size(p) < big || !is_zend_ptr(p + big - 1))
+		return 2;
+	if (zend_memory_usage(false) < base + big || zend_memory_usage(true) < real + big)
+		return 3;
+	q = erealloc(p, big + ((size_t)1 << 20)); /* remapped */
+	if (q[0] != 1 || q[big - 1] != 2 || zend_mem_block_size(q) < big + ((size_t)1 << 20))
+		return 4;
+	r = erealloc(q, 100); /* back into a segment */
+	if (r[0] != 1 || zend_mem_block_size(r) != 104 || is_zend_ptr(q + big - 1))
+		return 5;
+	efree(r);
+	p = ecalloc(1, (size_t)1 << 31);
+	if (p[12345] != 0 || p[((size_t)1 << 31) - 1] != 0)
+		return 6;
+	efree(p);
+	if (zend_memory_usage(false) != base || zendmm_check_heap(NULL) != 0)
+		return 7;
+	p = emalloc(big); /* a leak: the request end takes it back */
+	shutdown_memory_manager(true, false); /* silent request end */
+	return zend_memory_usage(true) < big ? 0 : 8;
+}
+
+static void test_huge_blocks(void)
+{
+	SKIP_UNDER_TOOLS("the tools would track gigabytes of address space");
+	th_child res;
+	CHECK(th_run_child(&res, huge_blocks, NULL) == 0);
+	CHECK_EXIT(&res, 0);
+}
+
 int main(void)
 {
 	start_memory_manager();
@@ -710,6 +754,7 @@ int main(void)
 	RUN(test_heap_objects);
 	RUN(test_stats);
 	RUN(test_random_mix);
+	RUN(test_huge_blocks);
 	RUN(test_double_free_detected);
 	shutdown_memory_manager(true, true);
 	return th_report("test_api");

@@ -1006,7 +1006,8 @@ impl Heap {
                 seg = seg.next();
             }
         }
-        false
+        self.huge_blocks()
+            .any(|(d, usable)| addr >= d as usize && addr < d as usize + usable)
     }
 
     /// Is used block `b` resting in the fastcache? Its tag says so when

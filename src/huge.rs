@@ -250,6 +250,8 @@ mod tests {
             assert!(h.huge.head().is_null());
             let s = h.alloc(HUGE_MIN + 1).unwrap().as_ptr();
             assert_eq!(h.huge_blocks().count(), 1);
+            assert!(h.is_live_ptr(s) && h.is_live_ptr(s.add(HUGE_MIN)));
+            assert!(!h.is_live_ptr(s.sub(HEADER_SIZE)));
             h.free(s);
             h.free(r);
         }
