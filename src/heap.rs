@@ -13,7 +13,7 @@
 
 use crate::accounting::Accounting;
 use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN_SIZE};
-use crate::cache::{FastCache, CACHE_SIZE};
+use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
@@ -96,6 +96,9 @@ pub struct Heap {
     /// Callers' locations of blocks from the debug ABI, for the leak report
     /// (src/locations.rs); empty for release-ABI callers.
     pub(crate) locations: Locations,
+    /// Cached bytes above which the heap flushes before it grows
+    /// (`flush.rs`).
+    pub(crate) flush_floor: usize,
 }
 
 // SAFETY: a Heap owns its segments outright; moving it to another thread
@@ -123,6 +126,7 @@ impl Heap {
             max_segment: 0,
             debug: config.debug,
             locations: Locations::new(),
+            flush_floor: crate::cache::CACHE_SIZE,
         }
     }
 
@@ -236,6 +240,9 @@ impl Heap {
                 if b.is_null() {
                     let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
                     if !v.is_null() {
+                        if flushed {
+                            self.flush_paid_off();
+                        }
                         self.acct.add_used(n);
                         return Ok(NonNull::new_unchecked(v.data()));
                     }
@@ -250,13 +257,17 @@ impl Heap {
                     b = self.lists.search_rest(ts);
                 }
                 if !b.is_null() {
+                    if flushed {
+                        self.flush_paid_off();
+                    }
                     self.lists.remove(b);
                     return Ok(self.carve(b, ts, false));
                 }
-                // Blocks resting in the cache beyond PHP 5.3's budget are
-                // coalesced back before new memory is mapped for this one.
-                if !flushed && self.cache.cached() > CACHE_SIZE {
-                    self.flush_cache();
+                // Blocks resting in the cache beyond PHP 5.3's budget (or
+                // the floor an unproductive flush raised) are coalesced
+                // back before new memory is mapped for this one.
+                if !flushed && self.cache.cached() > self.flush_floor {
+                    self.flush_before_growth();
                     flushed = true;
                     continue;
                 }

@@ -72,6 +72,7 @@ impl Heap {
         self.acct.reset();
         self.reserve = ptr::null_mut();
         self.overflow = false;
+        self.flush_floor = crate::cache::CACHE_SIZE;
         if !keep.is_null() {
             let size = self.segment_size;
             // SAFETY: `keep` is a segment of `size` bytes this heap still owns
