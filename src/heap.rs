@@ -310,16 +310,21 @@ impl Heap {
     }
 
     /// Makes room for `extra` more segment bytes under the limit, flushing
-    /// the cache if that could help.
-    pub(crate) fn room_for(&mut self, extra: usize) -> bool {
+    /// the cache if that could help; else the limit error, naming `extra`.
+    pub(crate) fn room_for(&mut self, extra: usize) -> Result<(), MemError> {
         if self.acct.segment_fits(extra) {
-            return true;
+            return Ok(());
         }
         if self.cache.cached() > 0 {
             self.flush_cache();
-            return self.acct.segment_fits(extra);
+            if self.acct.segment_fits(extra) {
+                return Ok(());
+            }
         }
-        false
+        Err(MemError::Limit {
+            limit: self.acct.limit,
+            tried: extra,
+        })
     }
 
     /// Takes a segment from storage for a block of `ts` bytes; returns its
@@ -331,12 +336,7 @@ impl Heap {
             self.renew_secret();
         }
         let (seg_size, keep_rest) = self.segment_size_for(ts);
-        if !self.room_for(seg_size) {
-            return Err(MemError::Limit {
-                limit: self.acct.limit,
-                tried: seg_size,
-            });
-        }
+        self.room_for(seg_size)?;
         let regular = seg_size == self.segment_size;
         let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
@@ -812,12 +812,7 @@ impl Heap {
             let seg = Segment::of_first_block(b);
             let old = seg.size();
             let (new, _) = self.segment_size_for(ts);
-            if !self.room_for(new - old) {
-                return Err(MemError::Limit {
-                    limit: self.acct.limit,
-                    tried: new - old,
-                });
-            }
+            self.room_for(new - old)?;
             if let Some(n) = next {
                 self.lists.remove(n);
             }

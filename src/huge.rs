@@ -33,12 +33,7 @@ impl Heap {
     pub(crate) fn alloc_huge(&mut self, ts: usize) -> Result<NonNull<u8>, MemError> {
         self.apply_env();
         let (size, _) = self.segment_size_for(ts);
-        if !self.room_for(size) {
-            return Err(MemError::Limit {
-                limit: self.acct.limit,
-                tried: size,
-            });
-        }
+        self.room_for(size)?;
         let raw = self.storage.alloc(size);
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
@@ -134,11 +129,8 @@ impl Heap {
                 self.acct.peak = peak.max(self.acct.size);
                 return Ok(q);
             }
-            if new > old && !self.room_for(new - old) {
-                return Err(MemError::Limit {
-                    limit: self.acct.limit,
-                    tried: new - old,
-                });
+            if new > old {
+                self.room_for(new - old)?;
             }
             self.huge.unlink(seg);
             let raw = self.storage.realloc(seg.as_ptr(), old, new);
