@@ -17,11 +17,6 @@
 //! otherwise fail (PHP's `zend_mm_free_cache`). With 256 KiB most frees of
 //! a heap of tens of MiB went to the free lists at once, to be split again
 //! at the next allocation of their size.
-//!
-//! A bucket that keeps missing is refilled a page at a time: from its 16th
-//! miss in a request, the heap carves a run of blocks of its size off the
-//! designated victim and stacks them here (`Heap::refill`), as ZendMM 8
-//! fills an empty bin with a page.
 
 use crate::block::{Block, Tag, CACHED_BIT};
 use crate::free_lists::NUM_BUCKETS;
