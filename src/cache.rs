@@ -38,9 +38,6 @@ pub struct FastCache {
     pub hits: u64,
     /// Counted by the heap's slow path (small requests the cache missed).
     pub misses: u64,
-    /// Misses per bucket since the request began, for the refill
-    /// (`Heap::refill`); counted on the slow path only.
-    missed: [u32; NUM_BUCKETS],
 }
 
 impl FastCache {
@@ -59,7 +56,6 @@ impl FastCache {
             secret: 0,
             hits: 0,
             misses: 0,
-            missed: [0; NUM_BUCKETS],
         }
     }
 
@@ -188,16 +184,6 @@ impl FastCache {
     pub fn clear(&mut self) {
         self.heads = [Block::NULL; NUM_BUCKETS];
         self.cached = 0;
-        self.missed = [0; NUM_BUCKETS];
-    }
-
-    /// Counts a miss of bucket `index`; returns the misses so far.
-    #[inline]
-    pub fn note_miss(&mut self, index: usize) -> u32 {
-        self.misses += 1;
-        let m = &mut self.missed[index & (NUM_BUCKETS - 1)];
-        *m = m.saturating_add(1);
-        *m
     }
 
     /// The stack of bucket `index`, for the validator and statistics.

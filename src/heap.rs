@@ -29,14 +29,6 @@ use core::ptr::{self, NonNull};
 /// Large blocks grow in place by whole multiples of this (a page).
 const GROW_QUANTUM: usize = 4096;
 
-/// A bucket is refilled in bulk (`Heap::refill`) from its this many-th
-/// miss in a request on.
-const REFILL_AFTER: u32 = 16;
-/// Bytes carved per refill, as in a ZendMM 8 bin page, in at most
-/// `REFILL_MAX` blocks.
-const REFILL_BYTES: usize = 4096;
-const REFILL_MAX: usize = 64;
-
 /// How much of `total` free bytes an in-place growth to `ts` takes: exactly
 /// `ts` for a small block, `ts` rounded up to a page for a large one.
 #[inline]
@@ -226,9 +218,8 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn alloc_block(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let ts = self.checked_true_size(size)?;
-        let mut missed = 0;
         if is_small(ts) {
-            missed = self.cache.note_miss(bucket_index(ts));
+            self.cache.misses += 1;
         } else if ts >= HUGE_MIN {
             return self.alloc_huge(ts);
         }
@@ -253,9 +244,6 @@ impl Heap {
                             self.flush_paid_off();
                         }
                         self.acct.add_used(n);
-                        if missed >= REFILL_AFTER {
-                            self.refill(ts);
-                        }
                         return Ok(NonNull::new_unchecked(v.data()));
                     }
                     if small {
@@ -293,59 +281,6 @@ impl Heap {
                     Err(e) => return Err(e),
                 }
             }
-        }
-    }
-
-    /// Carves up to a page's worth of `ts`-byte blocks more off the
-    /// designated victim and stacks them in the fastcache, for a bucket
-    /// that has missed `REFILL_AFTER` times this request: ZendMM 8 refills
-    /// an empty bin with a page of its size the same way. They stay
-    /// counted as cached bytes, as freed blocks are.
-    ///
-    /// # Safety
-    /// The victim, if any, is a live free block (I3).
-    #[cold]
-    unsafe fn refill(&mut self, ts: usize) {
-        if !self.cache.has_room() {
-            return;
-        }
-        let n = (REFILL_BYTES / ts).min(REFILL_MAX);
-        let mut got = [Block::NULL; REFILL_MAX];
-        let mut k = 0;
-        while k < n {
-            // SAFETY: caller's contract.
-            let (v, size) = unsafe { self.lists.take_from_dv(ts, self.used_bits) };
-            if v.is_null() {
-                break;
-            }
-            self.acct.add_used(size);
-            if size != ts {
-                // The victim's last bytes: a block a little bigger.
-                // SAFETY: `v` is a used small block on no stack.
-                unsafe {
-                    self.cache.push(
-                        v,
-                        bucket_index(size),
-                        Tag::used_with(size, self.used_bits),
-                        self.protect,
-                    )
-                };
-                break;
-            }
-            got[k] = v;
-            k += 1;
-        }
-        // In reverse, so that the stack hands them out in address order.
-        for &v in got[..k].iter().rev() {
-            // SAFETY: each is a used block of `ts` bytes on no stack.
-            unsafe {
-                self.cache.push(
-                    v,
-                    bucket_index(ts),
-                    Tag::used_with(ts, self.used_bits),
-                    self.protect,
-                )
-            };
         }
     }
 

@@ -385,30 +385,3 @@ fn a_large_block_that_moves_to_grow_gets_room_to_grow_in_place() {
     }
     h.validate().unwrap();
 }
-
-#[test]
-fn a_bucket_that_keeps_missing_is_refilled_a_page_at_a_time() {
-    let mut h = heap();
-    // Fifteen misses of the 48-byte bucket are served one by one.
-    let mut last = alloc(&mut h, 40);
-    for _ in 1..15 {
-        last = alloc(&mut h, 40);
-    }
-    assert_eq!(h.stats().cached_bytes, 0);
-    let (hits, usage) = (h.stats().cache_hits, h.usage(false));
-    // The sixteenth also stacks 64 more blocks of its size (4 KiB at most).
-    let p = alloc(&mut h, 40);
-    assert_eq!(p as usize - last as usize, 48);
-    assert_eq!(h.stats().cached_bytes, 64 * 48);
-    assert_eq!(h.usage(false), usage + 48, "stacked blocks are not in use");
-    // They come off the stack in address order, as cache hits.
-    let mut prev = p;
-    for _ in 0..64 {
-        let q = alloc(&mut h, 40);
-        assert_eq!(q as usize - prev as usize, 48);
-        prev = q;
-    }
-    assert_eq!(h.stats().cache_hits, hits + 64);
-    assert_eq!(h.stats().cached_bytes, 0);
-    h.validate().unwrap();
-}
