@@ -8,8 +8,9 @@
 //! realloc and the shutdown check count how far the canary was overwritten.
 //! The fastcache is off in this mode, so every free takes the checked path.
 
-use crate::block::{Block, HEADER_SIZE};
+use crate::block::HEADER_SIZE;
 use crate::heap::Heap;
+use crate::huge::Live;
 use crate::report::{corrupted, MemError, StackBuf};
 use core::fmt::Write;
 use core::ptr::{self, NonNull};
@@ -117,15 +118,6 @@ impl Heap {
         self.cache.set_enabled(!cfg.on);
     }
 
-    /// Usable bytes of block `b` (tag size less the header).
-    ///
-    /// # Safety
-    /// `b` is a used block.
-    unsafe fn usable(b: Block) -> usize {
-        // SAFETY: caller's contract.
-        unsafe { b.tag().size() - HEADER_SIZE }
-    }
-
     /// Allocates `size` bytes plus trailer and padding, writes the canary.
     pub(crate) fn debug_alloc(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let overhead = self.debug.padding + TRAILER;
@@ -136,10 +128,7 @@ impl Heap {
         let p = self.alloc_block(inner)?;
         // SAFETY: `p` is a fresh block of at least `inner` usable bytes.
         unsafe {
-            let usable = match self.huge_of(p.as_ptr()) {
-                Some(seg) => Heap::huge_usable(seg),
-                None => Heap::usable(Block::from_data(p.as_ptr())),
-            };
+            let usable = Heap::live_usable(self.live(p.as_ptr(), "emalloc"));
             let trailer = p.as_ptr().add(usable - TRAILER);
             trailer.cast::<usize>().write_unaligned(size);
             ptr::write_bytes(p.as_ptr().add(size), CANARY, usable - TRAILER - size);
@@ -150,18 +139,16 @@ impl Heap {
         Ok(p)
     }
 
-    /// Usable bytes of live block `p` (huge ones included) and the size the
-    /// caller asked for, after checking the block and its canary.
+    /// Live block `p` (huge ones included), its usable bytes and the size
+    /// the caller asked for, after checking the block and its canary.
     ///
     /// # Safety
     /// `p` points into readable memory 8 bytes before it.
-    unsafe fn debug_checked(&self, p: *mut u8, op: &str) -> (usize, usize) {
-        // SAFETY: `used_block` validates the header before trusting it.
+    unsafe fn debug_checked(&self, p: *mut u8, op: &str) -> (Live, usize, usize) {
+        // SAFETY: `live` validates the header before trusting it.
         unsafe {
-            let usable = match self.huge_of(p) {
-                Some(seg) => Heap::huge_usable(seg),
-                None => Heap::usable(self.used_block(p, op)),
-            };
+            let l = self.live(p, op);
+            let usable = Heap::live_usable(l);
             let block = usable + HEADER_SIZE;
             let size = p.add(usable - TRAILER).cast::<usize>().read_unaligned();
             if size > usable - TRAILER {
@@ -182,7 +169,7 @@ impl Heap {
                 );
                 corrupted(m.as_str(), p, block);
             }
-            (usable, size)
+            (l, usable, size)
         }
     }
 
@@ -191,14 +178,11 @@ impl Heap {
     pub(crate) unsafe fn debug_free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract; the block is checked first.
         unsafe {
-            let (usable, _) = self.debug_checked(p, "efree");
+            let (l, usable, _) = self.debug_checked(p, "efree");
             if let Some(byte) = self.debug.poison_free {
                 ptr::write_bytes(p, byte, usable);
             }
-            match self.huge_of(p) {
-                Some(seg) => self.free_huge(seg),
-                None => self.free_block(Block::from_data(p)),
-            }
+            self.free_live(l);
         }
     }
 
@@ -214,7 +198,7 @@ impl Heap {
     ) -> Result<NonNull<u8>, MemError> {
         // SAFETY: caller's contract; the old block is checked before use.
         unsafe {
-            let (_, old) = self.debug_checked(p, "erealloc");
+            let (_, _, old) = self.debug_checked(p, "erealloc");
             let q = self.debug_alloc(size)?;
             crate::tool::copy_to_fresh_block(p, q.as_ptr(), old.min(size).min(copy));
             self.debug_free(p);
@@ -226,7 +210,7 @@ impl Heap {
     /// `p` is a live block of this heap.
     pub(crate) unsafe fn debug_block_size(&self, p: *mut u8) -> usize {
         // SAFETY: caller's contract.
-        unsafe { self.debug_checked(p, "block size").1 }
+        unsafe { self.debug_checked(p, "block size").2 }
     }
 
     /// `check_freelists_on_shutdown=1`: the whole-heap check, then every

@@ -17,7 +17,7 @@ use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
-use crate::huge::HUGE_MIN;
+use crate::huge::{Live, HUGE_MIN};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
@@ -225,62 +225,70 @@ impl Heap {
         }
         let mut flushed = false;
         loop {
-            // SAFETY: the lists hold live free blocks (I3); a found block is
-            // unlinked before it is carved.
-            unsafe {
-                // dlmalloc's order. Small: a block that fits without a
-                // split, the victim, a bigger small block, a large one.
-                // Large: the best fit, then the victim.
-                let small = is_small(ts);
-                let mut b = if small {
-                    self.lists.find_small_fit(ts)
-                } else {
-                    self.lists.search_large(ts)
-                };
-                if b.is_null() {
-                    let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
-                    if !v.is_null() {
-                        if flushed {
-                            self.flush_paid_off();
-                        }
-                        self.acct.add_used(n);
-                        return Ok(NonNull::new_unchecked(v.data()));
-                    }
-                    if small {
-                        b = self.lists.find_small(ts);
-                        if b.is_null() {
-                            b = self.lists.search_large(ts);
-                        }
-                    }
+            if let Some(p) = self.take_listed(ts) {
+                if flushed {
+                    self.flush_paid_off();
                 }
-                if b.is_null() && !self.acct.segment_fits(self.segment_size) {
-                    b = self.lists.search_rest(ts);
-                }
-                if !b.is_null() {
-                    if flushed {
-                        self.flush_paid_off();
-                    }
-                    self.lists.remove(b);
-                    return Ok(self.carve(b, ts, false));
-                }
-                // Blocks resting in the cache beyond PHP 5.3's budget (or
-                // the floor an unproductive flush raised) are coalesced
-                // back before new memory is mapped for this one.
-                if !flushed && self.cache.cached() > self.flush_floor {
-                    self.flush_before_growth();
+                return Ok(p);
+            }
+            // Blocks resting in the cache beyond PHP 5.3's budget (or the
+            // floor an unproductive flush raised) are coalesced back before
+            // new memory is mapped for this one.
+            if !flushed && self.cache.cached() > self.flush_floor {
+                self.flush_before_growth();
+                flushed = true;
+                continue;
+            }
+            match self.new_segment(ts) {
+                // SAFETY: `first` is the new segment's free block, in no list.
+                Ok((first, keep_rest)) => return Ok(unsafe { self.carve(first, ts, keep_rest) }),
+                // Cached blocks may free whole segments: flush, then retry once.
+                Err(_) if !flushed && self.cache.cached() > 0 => {
+                    self.flush_cache();
                     flushed = true;
-                    continue;
                 }
-                match self.new_segment(ts) {
-                    Ok((first, keep_rest)) => return Ok(self.carve(first, ts, keep_rest)),
-                    // Cached blocks may free whole segments: flush, then retry once.
-                    Err(_) if !flushed && self.cache.cached() > 0 => {
-                        self.flush_cache();
-                        flushed = true;
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A block of true size `ts` from the free lists or the victim, in
+    /// dlmalloc's order. Small: a block that fits without a split, the
+    /// victim, a bigger small block, a large one. Large: the best fit, then
+    /// the victim. The rest list only when a new segment would pass the
+    /// limit.
+    #[inline(always)]
+    fn take_listed(&mut self, ts: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the lists hold live free blocks (I3); a found block is
+        // unlinked before it is carved.
+        unsafe {
+            let small = is_small(ts);
+            let mut b = if small {
+                self.lists.find_small_fit(ts)
+            } else {
+                self.lists.search_large(ts)
+            };
+            if b.is_null() {
+                let (v, n) = self.lists.take_from_dv(ts, self.used_bits);
+                if !v.is_null() {
+                    self.acct.add_used(n);
+                    return Some(NonNull::new_unchecked(v.data()));
+                }
+                if small {
+                    b = self.lists.find_small(ts);
+                    if b.is_null() {
+                        b = self.lists.search_large(ts);
                     }
-                    Err(e) => return Err(e),
                 }
             }
+            if b.is_null() && !self.acct.segment_fits(self.segment_size) {
+                b = self.lists.search_rest(ts);
+            }
+            if b.is_null() {
+                return None;
+            }
+            self.lists.remove(b);
+            Some(self.carve(b, ts, false))
         }
     }
 
@@ -520,13 +528,8 @@ impl Heap {
             if self.debug.on {
                 return self.debug_free(p);
             }
-            if let Some(seg) = self.huge_of(p) {
-                return self.free_huge(seg);
-            }
-            let b = self.used_block(p, "efree");
-            let size = b.tag().size();
-            self.acct.sub_used(size);
-            self.release(b, size);
+            let l = self.live(p, "efree");
+            self.free_live(l);
         }
     }
 
@@ -696,11 +699,11 @@ impl Heap {
         // SAFETY: caller's contract; every block touched is reached through
         // boundary tags of the checked block (I1, I4).
         unsafe {
-            if let Some(seg) = self.huge_of(p) {
-                return self.realloc_huge(seg, size, copy);
-            }
             // Reports and does not return unless the block is live.
-            let b = self.used_block(p, "erealloc");
+            let b = match self.live(p, "erealloc") {
+                Live::Block(b) => b,
+                Live::Huge(seg) => return self.realloc_huge(seg, size, copy),
+            };
             let tag = b.tag();
             let orig = tag.size();
             let ts = self.checked_true_size(size)?;
@@ -737,7 +740,7 @@ impl Heap {
             } else if first && nt.is_guard() {
                 return self.realloc_segment(b, orig, ts, None);
             }
-            self.realloc_move(b, size, copy)
+            self.realloc_move(p, orig - HEADER_SIZE, size, copy)
         }
     }
 
@@ -860,29 +863,35 @@ impl Heap {
         }
     }
 
-    /// Allocates anew, copies and frees. The peak ignores the moment both
-    /// copies were live (as PHP 8 does).
+    /// Moves live block `p` (`usable` bytes, a segment's or a huge one) to
+    /// a fresh block of `size` bytes, copying at most `copy`, and frees it.
+    /// The peak ignores the moment both copies were live (as PHP 8 does).
     ///
     /// # Safety
-    /// `b` is a live used block.
-    unsafe fn realloc_move(
+    /// `p` is a live block of this heap with `usable` bytes.
+    pub(crate) unsafe fn realloc_move(
         &mut self,
-        b: Block,
+        p: *mut u8,
+        usable: usize,
         size: usize,
         copy: usize,
     ) -> Result<NonNull<u8>, MemError> {
         let peak = self.acct.peak;
-        let q = match self.alloc_with_room(size) {
+        let room = if size > usable {
+            self.alloc_with_room(size)
+        } else {
+            None
+        };
+        let q = match room {
             Some(q) => q,
             None => self.alloc(size)?,
         };
         // SAFETY: caller's contract; `q` is a fresh block of at least `size`
-        // bytes, larger than `b`'s data.
+        // bytes.
         unsafe {
-            let len = (b.tag().size() - HEADER_SIZE).min(copy);
             // tool hook (tool.rs): the fresh block is still protected.
-            crate::tool::copy_to_fresh_block(b.data(), q.as_ptr(), len);
-            self.free(b.data());
+            crate::tool::copy_to_fresh_block(p, q.as_ptr(), usable.min(size).min(copy));
+            self.free(p);
         }
         self.acct.peak = peak.max(self.acct.size);
         Ok(q)
@@ -920,10 +929,7 @@ impl Heap {
             if self.debug.on {
                 return self.debug_block_size(p);
             }
-            if let Some(seg) = self.huge_of(p) {
-                return Heap::huge_usable(seg);
-            }
-            self.used_block(p, "block size").tag().size() - HEADER_SIZE
+            Heap::live_usable(self.live(p, "block size"))
         }
     }
 

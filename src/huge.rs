@@ -24,6 +24,13 @@ use crate::report::MemError;
 use crate::segment::Segment;
 use core::ptr::NonNull;
 
+/// A checked live block: in a segment, or huge.
+#[derive(Clone, Copy)]
+pub(crate) enum Live {
+    Block(Block),
+    Huge(Segment),
+}
+
 /// The smallest true size served by a mapping of its own. Below it a
 /// dedicated segment (at most `MAX_SEGMENT_SIZE` more) stays under 4 GiB.
 pub const HUGE_MIN: usize = 1 << 31;
@@ -75,13 +82,48 @@ impl Heap {
         None
     }
 
-    /// Usable bytes of the huge block in `seg`.
+    /// The live block whose data is `p`, huge or in a segment; anything
+    /// else is reported as heap corruption (`used_block`, `op` names the
+    /// caller).
     ///
     /// # Safety
-    /// `seg` is on this heap's huge list.
-    pub(crate) unsafe fn huge_usable(seg: Segment) -> usize {
+    /// As [`Heap::huge_of`].
+    pub(crate) unsafe fn live(&self, p: *mut u8, op: &str) -> Live {
         // SAFETY: caller's contract.
-        unsafe { seg.huge_size() - HEADER_SIZE }
+        unsafe {
+            match self.huge_of(p) {
+                Some(seg) => Live::Huge(seg),
+                None => Live::Block(self.used_block(p, op)),
+            }
+        }
+    }
+
+    /// Usable bytes of a live block.
+    ///
+    /// # Safety
+    /// `l` is a live block of this heap.
+    pub(crate) unsafe fn live_usable(l: Live) -> usize {
+        // SAFETY: caller's contract.
+        unsafe {
+            match l {
+                Live::Block(b) => b.tag().size() - HEADER_SIZE,
+                Live::Huge(seg) => seg.huge_size() - HEADER_SIZE,
+            }
+        }
+    }
+
+    /// Frees a live block, bypassing the fastcache.
+    ///
+    /// # Safety
+    /// `l` is a live block of this heap that nothing references any more.
+    pub(crate) unsafe fn free_live(&mut self, l: Live) {
+        // SAFETY: caller's contract.
+        unsafe {
+            match l {
+                Live::Block(b) => self.free_block(b),
+                Live::Huge(seg) => self.free_huge(seg),
+            }
+        }
     }
 
     /// Unmaps the huge block in `seg`.
@@ -120,14 +162,8 @@ impl Heap {
             let (new, _) = self.segment_size_for(ts);
             let old = seg.size();
             if ts < HUGE_MIN {
-                let peak = self.acct.peak;
-                let q = self.alloc(size)?;
                 let p = seg.first_block().data();
-                let len = (old_ts - HEADER_SIZE).min(size).min(copy);
-                crate::tool::copy_to_fresh_block(p, q.as_ptr(), len);
-                self.free_huge(seg);
-                self.acct.peak = peak.max(self.acct.size);
-                return Ok(q);
+                return self.realloc_move(p, old_ts - HEADER_SIZE, size, copy);
             }
             if new > old {
                 self.room_for(new - old)?;
@@ -192,7 +228,7 @@ impl Heap {
             }
             // SAFETY: listed mappings are live; the borrow keeps the list.
             unsafe {
-                let item = (seg.first_block().data(), Heap::huge_usable(seg));
+                let item = (seg.first_block().data(), Heap::live_usable(Live::Huge(seg)));
                 seg = seg.next();
                 Some(item)
             }
