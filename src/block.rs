@@ -305,6 +305,21 @@ impl Block {
         unsafe { self.set_half(PREV_TAG, tag) }
     }
 
+    /// Writes both tags of the header in one store.
+    ///
+    /// # Safety
+    /// `self` is a block header in a live segment.
+    #[inline(always)]
+    pub unsafe fn set_header(self, prev: Tag, tag: Tag) {
+        let word = if cfg!(target_endian = "little") {
+            (prev.0 as u64) | ((tag.0 as u64) << 32)
+        } else {
+            ((prev.0 as u64) << 32) | (tag.0 as u64)
+        };
+        // SAFETY: caller's contract; the header is one 8-aligned word.
+        unsafe { self.0.cast::<u64>().write(word) }
+    }
+
     /// The block `offset` bytes further on.
     ///
     /// # Safety

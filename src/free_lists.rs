@@ -167,6 +167,35 @@ impl FreeLists {
         }
     }
 
+    /// `take_listed`'s usual answer to a fastcache miss, short enough to
+    /// inline: `ts` bytes off the front of the victim, when no listed block
+    /// fits without a split and the rest stays a block. Null otherwise (the
+    /// full search decides).
+    ///
+    /// # Safety
+    /// As [`FreeLists::take_from_dv`]; `ts` is small.
+    #[inline(always)]
+    pub unsafe fn take_dv_front(&mut self, ts: usize, used_bits: usize) -> Block {
+        let dv = self.dv;
+        if dv.is_null() || (self.small_bitmap >> bucket_index(ts)) & 0b11 != 0 {
+            return Block::NULL;
+        }
+        // SAFETY: caller's contract; the rest lies inside the victim.
+        unsafe {
+            let size = dv.tag().size();
+            if size < ts + MIN_SIZE {
+                return Block::NULL;
+            }
+            let used = Tag::used_with(ts, used_bits);
+            dv.set_tag_only(used);
+            let r = dv.plus(ts);
+            r.set_header(used, Tag::dv(size - ts));
+            r.plus(size - ts).set_prev_tag(Tag::dv(size - ts));
+            self.dv = r;
+        }
+        dv
+    }
+
     /// Forgets every block (their segments are being released); keeps the
     /// key.
     pub fn clear(&mut self) {

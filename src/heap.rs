@@ -55,6 +55,16 @@ fn shrink_slack(ts: usize) -> usize {
 /// Largest request served by the small fast path.
 const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
 
+/// `true_size` for a request of at most `MAX_SMALL_REQUEST` bytes.
+#[inline(always)]
+fn small_true_size(size: usize) -> usize {
+    if size < MIN_SIZE - HEADER_SIZE {
+        MIN_SIZE
+    } else {
+        (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
+    }
+}
+
 /// `set_limit` refused: the heap already holds more segment bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LimitBelowUsage {
@@ -171,7 +181,10 @@ impl Heap {
     /// Allocates `size` bytes, 16-byte aligned; `size == 0` gets a real block.
     #[inline]
     pub fn alloc(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
-        match NonNull::new(self.alloc_cached(size)) {
+        if let Some(p) = NonNull::new(self.alloc_cached(size)) {
+            return Ok(p);
+        }
+        match NonNull::new(self.alloc_missed(size)) {
             Some(p) => Ok(p),
             None => self.alloc_slow(size),
         }
@@ -184,11 +197,7 @@ impl Heap {
         if size > MAX_SMALL_REQUEST {
             return ptr::null_mut();
         }
-        let ts = if size < MIN_SIZE - HEADER_SIZE {
-            MIN_SIZE
-        } else {
-            (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
-        };
+        let ts = small_true_size(size);
         // SAFETY: cached blocks are live used blocks (I3).
         let b = unsafe {
             self.cache.pop(
@@ -202,6 +211,25 @@ impl Heap {
         } else {
             b.data()
         }
+    }
+
+    /// The next stop after a fastcache miss: the front of the victim, when
+    /// that is where `alloc_block` would look first; else null (then call
+    /// `alloc_slow`). Most misses end here, in a few dozen instructions.
+    #[inline(always)]
+    pub fn alloc_missed(&mut self, size: usize) -> *mut u8 {
+        if size > MAX_SMALL_REQUEST || self.debug.on {
+            return ptr::null_mut();
+        }
+        let ts = small_true_size(size);
+        // SAFETY: the victim is a live free block (I3).
+        let b = unsafe { self.lists.take_dv_front(ts, self.used_bits) };
+        if b.is_null() {
+            return ptr::null_mut();
+        }
+        self.cache.misses += 1;
+        self.acct.add_used(ts);
+        b.data()
     }
 
     /// Everything but the fastcache: lists, victim, new segments, errors.

@@ -330,6 +330,28 @@ fn fresh_small_blocks_are_carved_back_to_back() {
 }
 
 #[test]
+fn a_cache_miss_takes_a_listed_exact_fit_before_the_victim() {
+    let mut h = heap();
+    let a = alloc(&mut h, 40);
+    let b = alloc(&mut h, 40);
+    let _c = alloc(&mut h, 40);
+    // SAFETY: live; `gc` moves it from the cache to the free lists.
+    unsafe { h.free(b) };
+    h.gc();
+    let used = h.usage(false);
+    // A miss of the same size, and one 16 bytes smaller (the rest could
+    // not be a block, so the hole is taken whole): both prefer the hole.
+    assert_eq!(alloc(&mut h, 40), b);
+    unsafe { h.free(b) };
+    h.gc();
+    assert_eq!(alloc(&mut h, 20), b);
+    // Nothing listed: the victim's front, right after `c`.
+    assert_eq!(alloc(&mut h, 40) as usize - a as usize, 3 * 48);
+    assert_eq!(h.usage(false), used + 48 + 48);
+    h.validate().unwrap();
+}
+
+#[test]
 fn a_large_request_uses_the_designated_victim_before_a_new_segment() {
     let mut h = heap();
     let _small = alloc(&mut h, 40); // leaves the segment's rest as the victim

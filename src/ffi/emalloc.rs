@@ -19,6 +19,17 @@ pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *
     if !p.is_null() {
         return p.cast();
     }
+    emalloc_missed(h, size, fallible)
+}
+
+/// A fastcache miss: out of line, but not cold, as the victim serves most.
+#[inline(never)]
+fn emalloc_missed(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
+    // SAFETY: see `heap_of`; not routed (checked by the caller).
+    let p = unsafe { (*heap_of(h)).alloc_missed(size) };
+    if !p.is_null() {
+        return p.cast();
+    }
     emalloc_slow(h, size, fallible)
 }
 
