@@ -70,6 +70,8 @@ pub const CACHED_BIT: usize = 0b100;
 pub const EPOCH_BIT: usize = 0b1000;
 /// The bits `efree` compares against `Heap::used_bits`: type and epoch.
 pub const KIND_MASK: usize = TYPE_MASK | EPOCH_BIT;
+/// A kind no tag has: the epoch bit marks used tags only, never free ones.
+pub const NO_KIND: usize = EPOCH_BIT | SECOND_BIT | DV_BIT;
 /// A decoded link must be 8-aligned and a user-space address (below 2^47):
 /// a forged or overwritten link fails this with near certainty once XORed
 /// with a random key. (Blocks start at 8 modulo 16; null must pass too.)
@@ -108,6 +110,18 @@ impl Tag {
     #[inline(always)]
     pub const fn kind(self) -> usize {
         self.0 as usize & KIND_MASK
+    }
+    /// `efree`'s one test of kind and size: with `bias` = a kind plus
+    /// `MIN_SIZE`, the bucket index of a small block of that kind, else a
+    /// number of at least `NUM_BUCKETS`. After the subtraction a matching
+    /// kind leaves zero low bits, so the rotation yields
+    /// `(size - MIN_SIZE) / ALIGNMENT`; any other kind, or a size below
+    /// `MIN_SIZE`, rotates set bits to the top.
+    #[inline(always)]
+    pub const fn small_index(self, bias: u32) -> usize {
+        self.0
+            .wrapping_sub(bias)
+            .rotate_right(ALIGNMENT.trailing_zeros()) as usize
     }
     #[inline(always)]
     pub const fn free(size: usize) -> Tag {
@@ -531,6 +545,27 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_index_accepts_exactly_small_blocks_of_the_used_kind() {
+        use crate::free_lists::{bucket_index, is_small, NUM_BUCKETS};
+        for used_bits in [USED_BIT, USED_BIT | EPOCH_BIT] {
+            for size in (0..4096)
+                .step_by(ALIGNMENT)
+                .chain([1 << 20, MAX_BLOCK_SIZE])
+            {
+                for kind in 0..=KIND_MASK {
+                    let index =
+                        Tag((size | kind) as u32).small_index((used_bits + MIN_SIZE) as u32);
+                    let ok = kind == used_bits && size >= MIN_SIZE && is_small(size);
+                    assert_eq!(index < NUM_BUCKETS, ok, "size {size} kind {kind:#b}");
+                    if ok {
+                        assert_eq!(index, bucket_index(size));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn true_size_matches_php() {

@@ -18,22 +18,23 @@
 //! a heap of tens of MiB went to the free lists at once, to be split again
 //! at the next allocation of their size.
 
-use crate::block::{Block, Tag, CACHED_BIT};
+use crate::block::{Block, Tag, CACHED_BIT, MIN_SIZE, NO_KIND};
 use crate::free_lists::NUM_BUCKETS;
 
 /// PHP 5.3's cache budget (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit): here
 /// the most the cache keeps while new memory is mapped.
 pub const CACHE_SIZE: usize = NUM_BUCKETS * 4 * 1024;
-/// The budget of a cache that is switched on: none.
-const UNLIMITED: usize = usize::MAX;
 
 #[derive(Debug)]
 pub struct FastCache {
     heads: [Block; NUM_BUCKETS],
     cached: usize,
-    /// Bytes the cache may hold: `UNLIMITED`, or 0 when it is switched off
-    /// (debug modes and tools want every free on the slow path).
-    budget: usize,
+    /// Switched off, debug modes and tools get every free on the slow path.
+    enabled: bool,
+    /// What `efree` subtracts from a tag (`Tag::small_index`): the heap's
+    /// used bits plus `MIN_SIZE`, or, switched off, a kind no tag has, so
+    /// one test covers the block's kind, its size and the switch.
+    bias: u32,
     secret: usize,
     pub hits: u64,
     /// Counted by the heap's slow path (small requests the cache missed).
@@ -44,7 +45,8 @@ impl FastCache {
     /// A cache holding blocks only when `enabled`.
     pub const fn configured(enabled: bool) -> FastCache {
         let mut c = FastCache::new();
-        c.budget = if enabled { UNLIMITED } else { 0 };
+        c.enabled = enabled;
+        c.bias = c.bias_for(Tag::used(0).raw());
         c
     }
 
@@ -52,7 +54,8 @@ impl FastCache {
         FastCache {
             heads: [Block::NULL; NUM_BUCKETS],
             cached: 0,
-            budget: UNLIMITED,
+            enabled: true,
+            bias: (Tag::used(0).raw() + MIN_SIZE) as u32,
             secret: 0,
             hits: 0,
             misses: 0,
@@ -65,14 +68,28 @@ impl FastCache {
         self.cached
     }
 
+    /// `efree`'s bucket for a block tagged `tag`: below `NUM_BUCKETS` only
+    /// for a small block of this request's kind while the cache is on.
     #[inline(always)]
-    pub fn has_room(&self) -> bool {
-        self.cached < self.budget
+    pub fn index_for(&self, tag: Tag) -> usize {
+        tag.small_index(self.bias)
     }
 
-    /// Switches the cache on or off; it must be empty.
-    pub fn set_enabled(&mut self, on: bool) {
-        self.budget = if on { UNLIMITED } else { 0 };
+    const fn bias_for(&self, used_bits: usize) -> u32 {
+        let kind = if self.enabled { used_bits } else { NO_KIND };
+        (kind + MIN_SIZE) as u32
+    }
+
+    /// Switches the cache on or off; it must be empty. `used_bits` are the
+    /// heap's (`Heap::used_bits`).
+    pub fn set_enabled(&mut self, on: bool, used_bits: usize) {
+        self.enabled = on;
+        self.bias = self.bias_for(used_bits);
+    }
+
+    /// A new request epoch: blocks of the old one no longer get in.
+    pub fn set_used_bits(&mut self, used_bits: usize) {
+        self.bias = self.bias_for(used_bits);
     }
 
     /// The key links are XORed with. Only changed while the cache is empty
@@ -249,7 +266,8 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_switched_on_always_has_room_and_one_switched_off_never() {
+    fn a_cache_switched_on_takes_any_amount_and_one_switched_off_no_tag() {
+        use crate::block::EPOCH_BIT;
         let mut c = FastCache::new();
         let mut mem = vec![0usize; 8];
         // SAFETY: one block inside `mem`, pushed with a fake size far past
@@ -262,9 +280,28 @@ mod tests {
                 true,
             )
         };
-        assert!(c.has_room());
+        assert_eq!(c.index_for(Tag::used(48)), 1);
         assert_eq!(c.take_all()[0].as_ptr(), mem.as_mut_ptr().cast::<u8>());
-        c.set_enabled(false);
-        assert!(!c.has_room());
+        c.set_used_bits(Tag::used(0).raw() | EPOCH_BIT);
+        assert!(c.index_for(Tag::used(48)) >= NUM_BUCKETS, "old epoch");
+        for used_bits in [Tag::used(0).raw(), Tag::used(0).raw() | EPOCH_BIT] {
+            c.set_enabled(false, used_bits);
+            for size in (0..2048).step_by(16) {
+                let tags = [
+                    Tag::used_with(size, used_bits),
+                    Tag::used_with(size, used_bits ^ EPOCH_BIT),
+                    Tag::from_raw(Tag::used_with(size, used_bits).raw() | CACHED_BIT),
+                    Tag::free(size),
+                    Tag::rest(size),
+                    Tag::dv(size),
+                    Tag::guard(size),
+                    Tag::FIRST,
+                    Tag::HUGE,
+                ];
+                for t in tags {
+                    assert!(c.index_for(t) >= NUM_BUCKETS, "{t:?} got in");
+                }
+            }
+        }
     }
 }

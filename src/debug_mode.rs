@@ -115,7 +115,7 @@ impl Heap {
     /// Switches debug mode; only while the heap holds no block.
     pub(crate) fn set_debug(&mut self, cfg: DebugConfig) {
         self.debug = cfg;
-        self.cache.set_enabled(!cfg.on);
+        self.cache.set_enabled(!cfg.on, self.used_bits);
     }
 
     /// Allocates `size` bytes plus trailer and padding, writes the canary.

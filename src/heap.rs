@@ -16,7 +16,7 @@ use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
-use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE};
+use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE, NUM_BUCKETS};
 use crate::huge::{Live, HUGE_MIN};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
@@ -532,14 +532,9 @@ impl Heap {
             // changes it first). Failures go to the slow path to be named.
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
-            let size = tag.size();
-            if tag.kind() == self.used_bits
-                && size >= MIN_SIZE
-                && is_small(size)
-                && self.cache.has_room()
-                && (!self.protect || b.plus(size).prev_tag() == tag)
-            {
-                self.cache.push(b, bucket_index(size), tag, self.protect);
+            let index = self.cache.index_for(tag);
+            if index < NUM_BUCKETS && (!self.protect || b.plus(tag.size()).prev_tag() == tag) {
+                self.cache.push(b, index, tag, self.protect);
                 return;
             }
             self.free_slow(p);
@@ -1123,6 +1118,7 @@ impl Heap {
     /// pass `efree`'s tag check.
     pub(crate) fn next_epoch(&mut self) {
         self.used_bits ^= EPOCH_BIT;
+        self.cache.set_used_bits(self.used_bits);
     }
 
     /// Allocates the emergency reserve if it is missing.

@@ -342,6 +342,7 @@ fn a_cache_miss_takes_a_listed_exact_fit_before_the_victim() {
     // A miss of the same size, and one 16 bytes smaller (the rest could
     // not be a block, so the hole is taken whole): both prefer the hole.
     assert_eq!(alloc(&mut h, 40), b);
+    // SAFETY: live again.
     unsafe { h.free(b) };
     h.gc();
     assert_eq!(alloc(&mut h, 20), b);
