@@ -16,7 +16,7 @@ use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN
 use crate::cache::FastCache;
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
-use crate::free_lists::{bucket_index, is_small, FreeLists, MAX_SMALL_SIZE, NUM_BUCKETS};
+use crate::free_lists::{bucket_index, is_small, FreeLists, NUM_BUCKETS};
 use crate::huge::{Live, HUGE_MIN};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
@@ -52,17 +52,19 @@ fn shrink_slack(ts: usize) -> usize {
     }
 }
 
-/// Largest request served by the small fast path.
-const MAX_SMALL_REQUEST: usize = MAX_SMALL_SIZE - ALIGNMENT - HEADER_SIZE;
-
-/// `true_size` for a request of at most `MAX_SMALL_REQUEST` bytes.
+/// The fastcache bucket of a request of `size` bytes, at least
+/// `NUM_BUCKETS` when it is not small. `bucket_index(true_size(size))` is
+/// `(size + HEADER_SIZE + ALIGNMENT - 1 - MIN_SIZE) / ALIGNMENT`; the
+/// subtraction saturates for the sizes that get `MIN_SIZE` anyway.
 #[inline(always)]
-fn small_true_size(size: usize) -> usize {
-    if size < MIN_SIZE - HEADER_SIZE {
-        MIN_SIZE
-    } else {
-        (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1)
-    }
+fn small_bucket(size: usize) -> usize {
+    size.saturating_sub(MIN_SIZE - HEADER_SIZE - (ALIGNMENT - 1)) / ALIGNMENT
+}
+
+/// The true size of the blocks of bucket `index`.
+#[inline(always)]
+const fn bucket_size(index: usize) -> usize {
+    MIN_SIZE + index * ALIGNMENT
 }
 
 /// `set_limit` refused: the heap already holds more segment bytes.
@@ -194,17 +196,15 @@ impl Heap {
     /// `alloc_slow`). A few instructions and one load of the block's link.
     #[inline(always)]
     pub fn alloc_cached(&mut self, size: usize) -> *mut u8 {
-        if size > MAX_SMALL_REQUEST {
+        let index = small_bucket(size);
+        if index >= NUM_BUCKETS {
             return ptr::null_mut();
         }
-        let ts = small_true_size(size);
+        let ts = bucket_size(index);
         // SAFETY: cached blocks are live used blocks (I3).
         let b = unsafe {
-            self.cache.pop(
-                bucket_index(ts),
-                Tag::used_with(ts, self.used_bits),
-                self.protect,
-            )
+            self.cache
+                .pop(index, Tag::used_with(ts, self.used_bits), self.protect)
         };
         if b.is_null() {
             ptr::null_mut()
@@ -218,10 +218,11 @@ impl Heap {
     /// `alloc_slow`). Most misses end here, in a few dozen instructions.
     #[inline(always)]
     pub fn alloc_missed(&mut self, size: usize) -> *mut u8 {
-        if size > MAX_SMALL_REQUEST || self.debug.on {
+        let index = small_bucket(size);
+        if index >= NUM_BUCKETS || self.debug.on {
             return ptr::null_mut();
         }
-        let ts = small_true_size(size);
+        let ts = bucket_size(index);
         // SAFETY: the victim is a live free block (I3).
         let b = unsafe { self.lists.take_dv_front(ts, self.used_bits) };
         if b.is_null() {
@@ -1156,5 +1157,23 @@ impl Drop for Heap {
     fn drop(&mut self) {
         self.release_all_segments(false);
         self.spare.release(self.storage);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_bucket_is_the_bucket_of_the_true_size_up_to_the_largest_small() {
+        for size in 0..4096 {
+            let ts = true_size(size).unwrap();
+            let index = small_bucket(size);
+            assert_eq!(index < NUM_BUCKETS, is_small(ts), "{size}");
+            if is_small(ts) {
+                assert_eq!((index, bucket_size(index)), (bucket_index(ts), ts), "{size}");
+            }
+        }
+        assert!(small_bucket(usize::MAX) >= NUM_BUCKETS);
     }
 }
