@@ -674,7 +674,12 @@ impl Heap {
             return Ok(unsafe { NonNull::new_unchecked(p) });
         }
         // SAFETY: caller's contract.
-        unsafe { self.realloc_slow(p, size, copy) }
+        unsafe {
+            match NonNull::new(self.realloc_cached(p, size, copy)) {
+                Some(q) => Ok(q),
+                None => self.realloc_slow(p, size, copy),
+            }
+        }
     }
 
     /// `realloc2`'s fast path: `p` is a valid block that already holds
@@ -699,6 +704,45 @@ impl Heap {
             }
         }
         false
+    }
+
+    /// `erealloc`'s next stop after `fits_in_place`: a small block of this
+    /// request that grows to another small size moves to a cached block of
+    /// that size, as `realloc_slow` would move it, without its lookups.
+    /// Null when that is not the case (then call `realloc_slow`).
+    ///
+    /// # Safety
+    /// `p` is null or a live block of this heap.
+    #[inline(always)]
+    pub unsafe fn realloc_cached(&mut self, p: *mut u8, size: usize, copy: usize) -> *mut u8 {
+        if p.is_null() {
+            return ptr::null_mut();
+        }
+        let b = Block::from_data_unchecked(p);
+        // SAFETY: caller's contract; the tags are checked as `efree` checks
+        // them before the block is pushed.
+        unsafe {
+            let tag = b.tag();
+            let (old, new) = (self.cache.index_for(tag), small_bucket(size));
+            if old >= NUM_BUCKETS
+                || new >= NUM_BUCKETS
+                || new <= old
+                || (self.protect && b.plus(tag.size()).prev_tag() != tag)
+            {
+                return ptr::null_mut();
+            }
+            let ts = bucket_size(new);
+            let nb = self
+                .cache
+                .pop(new, Tag::used_with(ts, self.used_bits), self.protect);
+            if nb.is_null() {
+                return ptr::null_mut();
+            }
+            // tool hook (tool.rs): the fresh block is still protected.
+            crate::tool::copy_to_fresh_block(p, nb.data(), (tag.size() - HEADER_SIZE).min(copy));
+            self.cache.push(b, old, tag, self.protect);
+            nb.data()
+        }
     }
 
     /// Everything `realloc2` does not do inline.
@@ -1171,7 +1215,11 @@ mod tests {
             let index = small_bucket(size);
             assert_eq!(index < NUM_BUCKETS, is_small(ts), "{size}");
             if is_small(ts) {
-                assert_eq!((index, bucket_size(index)), (bucket_index(ts), ts), "{size}");
+                assert_eq!(
+                    (index, bucket_size(index)),
+                    (bucket_index(ts), ts),
+                    "{size}"
+                );
             }
         }
         assert!(small_bucket(usize::MAX) >= NUM_BUCKETS);

@@ -353,6 +353,30 @@ fn a_cache_miss_takes_a_listed_exact_fit_before_the_victim() {
 }
 
 #[test]
+fn a_small_block_growing_to_another_small_size_moves_to_a_cached_block() {
+    let mut h = heap();
+    let x = alloc(&mut h, 40);
+    let _blocker = alloc(&mut h, 40);
+    let y = alloc(&mut h, 100);
+    // SAFETY: pointers are live until freed; 40 bytes written to `x`.
+    unsafe {
+        core::ptr::write_bytes(x, 0x5a, 40);
+        h.free(y);
+        let used = h.usage(false);
+        let r = h.realloc(x, 90).unwrap().as_ptr();
+        assert_eq!(r, y, "the cached 112-byte block");
+        assert!((0..40).all(|i| *r.add(i) == 0x5a));
+        assert_eq!(h.usage(false), used + 112 - 48);
+        assert_eq!(alloc(&mut h, 40), x, "the old block went to the cache");
+        // Shrinking, or no cached block of the new size: the slow path.
+        assert_eq!(h.realloc(r, 60).unwrap().as_ptr(), r);
+        let s = h.realloc(r, 200).unwrap().as_ptr();
+        assert!((0..40).all(|i| *s.add(i) == 0x5a));
+    }
+    h.validate().unwrap();
+}
+
+#[test]
 fn a_large_request_uses_the_designated_victim_before_a_new_segment() {
     let mut h = heap();
     let _small = alloc(&mut h, 40); // leaves the segment's rest as the victim

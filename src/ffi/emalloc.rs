@@ -67,8 +67,34 @@ pub(crate) unsafe fn erealloc_on(
 ) -> *mut c_void {
     // SAFETY: caller's contract; see `heap_of`.
     unsafe {
-        if !(*h).routed && (*heap_of(h)).fits_in_place(p.cast(), size) {
+        if (*h).routed {
+            return erealloc_slow(h, p, size, copy, fallible);
+        }
+        if (*heap_of(h)).fits_in_place(p.cast(), size) {
             return p;
+        }
+        erealloc_missed(h, p, size, copy, fallible)
+    }
+}
+
+/// A block that does not fit in place: out of line, but not cold, as a
+/// cached block of the new size serves most small ones.
+///
+/// # Safety
+/// As [`erealloc_on`], and `h` is not routed.
+#[inline(never)]
+unsafe fn erealloc_missed(
+    h: *mut zend_mm_heap,
+    p: *mut c_void,
+    size: usize,
+    copy: usize,
+    fallible: bool,
+) -> *mut c_void {
+    // SAFETY: caller's contract; see `heap_of`.
+    unsafe {
+        let q = (*heap_of(h)).realloc_cached(p.cast(), size, copy);
+        if !q.is_null() {
+            return q.cast();
         }
         erealloc_slow(h, p, size, copy, fallible)
     }
