@@ -11,7 +11,8 @@
 //! `usage` subtracts `cached`. Unlike PHP 5.3's cache (at most
 //! `CACHE_SIZE` bytes), it has no limit of its own, as ZendMM 8's bins
 //! have none: the heap flushes it into the free lists before it maps new
-//! memory while the cache holds more than `CACHE_SIZE` (so cached blocks of
+//! memory (a spare segment is not new memory: taking one flushes nothing)
+//! while the cache holds more than `CACHE_SIZE` (so cached blocks of
 //! other sizes are coalesced and reused first, and the resident set does
 //! not grow for them), and when the memory limit or the storage would
 //! otherwise fail (PHP's `zend_mm_free_cache`). With 256 KiB most frees of

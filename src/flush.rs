@@ -370,8 +370,50 @@ mod tests {
         }
         // SAFETY: live.
         unsafe { h.free(big) };
+        // `big`'s emptied segment is a spare: taking it flushes nothing.
         h.alloc(250_000).unwrap();
+        assert!(h.cache.cached() > CACHE_SIZE);
+        h.alloc(250_000).unwrap();
+        assert_eq!(h.cache.cached(), 0);
         assert_eq!(h.flush_floor, CACHE_SIZE);
+        assert!(h.check().is_empty(), "{:?}", h.check());
+    }
+
+    #[test]
+    fn no_flush_before_growth_while_a_spare_segment_can_serve() {
+        use crate::cache::CACHE_SIZE;
+        let mut h = Heap::with_config(Config {
+            storage: &crate::storage::Malloc,
+            ..Config::DEFAULT
+        });
+        h.start();
+        // Three segments' worth of 200-byte blocks; freeing from the end,
+        // 100 at a time, until one segment empties into a spare.
+        let mut ps: Vec<*mut u8> = (0..3_800).map(|_| h.alloc(200).unwrap().as_ptr()).collect();
+        let segments = h.segment_count();
+        while h.segment_count() == segments {
+            for p in ps.split_off(ps.len() - 100) {
+                // SAFETY: each pointer is live and freed once.
+                unsafe { h.free(p) };
+            }
+            h.gc();
+        }
+        assert_eq!(h.spare.count(), 1);
+        // 291 KB cached among live blocks, over PHP 5.3's budget.
+        for p in ps.iter().take(1_400) {
+            // SAFETY: as above.
+            unsafe { h.free(*p) };
+        }
+        assert!(h.cache.cached() > CACHE_SIZE);
+        let cached = h.cache.cached();
+        let real = h.usage(true);
+        h.alloc(200_000).unwrap();
+        assert_eq!(h.cache.cached(), cached, "the spare served, no flush");
+        assert_eq!(h.spare.count(), 0);
+        assert_eq!(h.usage(true), real + h.segment_size());
+        // No spare left: the next growth flushes first.
+        h.alloc(200_000).unwrap();
+        assert_eq!(h.cache.cached(), 0);
         assert!(h.check().is_empty(), "{:?}", h.check());
     }
 }

@@ -262,8 +262,9 @@ impl Heap {
             }
             // Blocks resting in the cache beyond PHP 5.3's budget (or the
             // floor an unproductive flush raised) are coalesced back before
-            // new memory is mapped for this one.
-            if !flushed && self.cache.cached() > self.flush_floor {
+            // new memory is mapped for this one. A spare segment is
+            // resident already: taking it leaves the cache as it is.
+            if !flushed && self.cache.cached() > self.flush_floor && !self.spare_for(ts) {
                 self.flush_before_growth();
                 flushed = true;
                 continue;
@@ -279,6 +280,12 @@ impl Heap {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Would `new_segment` take a spare segment for `ts`?
+    fn spare_for(&self, ts: usize) -> bool {
+        let (size, _) = self.segment_size_for(ts);
+        self.spare.has(size, size == self.segment_size)
     }
 
     /// A block of true size `ts` from the free lists or the victim, in

@@ -99,6 +99,21 @@ impl SpareSegments {
         true
     }
 
+    /// Is a spare of `size` bytes there for `take`?
+    pub fn has(&self, size: usize, regular: bool) -> bool {
+        let mut seg = self.lists[regular as usize].head();
+        // SAFETY: listed spare segments are live and keep their size (S3).
+        unsafe {
+            while !seg.is_null() {
+                if seg.size() == size {
+                    return true;
+                }
+                seg = seg.next();
+            }
+        }
+        false
+    }
+
     /// A spare segment of exactly `size` bytes, unlinked, to be
     /// re-formatted; or None. `regular`: `size` is the regular segment size.
     pub fn take(&mut self, size: usize, regular: bool) -> Option<Segment> {
