@@ -705,8 +705,11 @@ impl Heap {
         unsafe {
             let tag = b.tag();
             let orig = tag.size();
+            // `size + HEADER_SIZE <= orig` without overflow, then the true
+            // size (below MIN_SIZE for the tiniest sizes, which only makes
+            // the slack look bigger: they take the slow path).
             if self.is_live(b, tag) && size <= orig - HEADER_SIZE {
-                let ts = true_size(size).unwrap_or(orig);
+                let ts = (size + HEADER_SIZE + ALIGNMENT - 1) & !(ALIGNMENT - 1);
                 return orig - ts < shrink_slack(ts);
             }
         }
