@@ -30,7 +30,8 @@ pub const CACHE_SIZE: usize = NUM_BUCKETS * 4 * 1024;
 pub struct FastCache {
     heads: [Block; NUM_BUCKETS],
     cached: usize,
-    /// Switched off, debug modes and tools get every free on the slow path.
+    /// Off in debug mode (`ZEND_MM_DEBUG`), which wants every free on the
+    /// slow path.
     enabled: bool,
     /// What `efree` subtracts from a tag (`Tag::small_index`): the heap's
     /// used bits plus `MIN_SIZE`, or, switched off, a kind no tag has, so
