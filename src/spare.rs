@@ -101,36 +101,33 @@ impl SpareSegments {
 
     /// Is a spare of `size` bytes there for `take`?
     pub fn has(&self, size: usize, regular: bool) -> bool {
-        let mut seg = self.lists[regular as usize].head();
-        // SAFETY: listed spare segments are live and keep their size (S3).
-        unsafe {
-            while !seg.is_null() {
-                if seg.size() == size {
-                    return true;
-                }
-                seg = seg.next();
-            }
-        }
-        false
+        !self.find(size, regular).is_null()
     }
 
     /// A spare segment of exactly `size` bytes, unlinked, to be
     /// re-formatted; or None. `regular`: `size` is the regular segment size.
     pub fn take(&mut self, size: usize, regular: bool) -> Option<Segment> {
+        let seg = self.find(size, regular);
+        if seg.is_null() {
+            return None;
+        }
         let i = regular as usize;
-        let mut seg = self.lists[i].head();
+        // SAFETY: `seg` is on list `i` (found there just now).
+        unsafe { self.lists[i].unlink(seg) };
+        self.bytes[i] -= size;
+        Some(seg)
+    }
+
+    /// The first spare of `size` bytes on the list `regular` names, or null.
+    fn find(&self, size: usize, regular: bool) -> Segment {
+        let mut seg = self.lists[regular as usize].head();
         // SAFETY: listed spare segments are live and keep their size (S3).
         unsafe {
             while !seg.is_null() && seg.size() != size {
                 seg = seg.next();
             }
-            if seg.is_null() {
-                return None;
-            }
-            self.lists[i].unlink(seg);
         }
-        self.bytes[i] -= size;
-        Some(seg)
+        seg
     }
 
     /// Before a segment of `size` bytes, a size no spare has, is mapped:
