@@ -26,6 +26,13 @@ use crate::free_lists::NUM_BUCKETS;
 /// the most the cache keeps while new memory is mapped.
 pub const CACHE_SIZE: usize = NUM_BUCKETS * 4 * 1024;
 
+/// `FastCache::bias` for a cache `enabled` or not in a heap whose used
+/// tags carry `used_bits`.
+const fn bias_for(enabled: bool, used_bits: usize) -> u32 {
+    let kind = if enabled { used_bits } else { NO_KIND };
+    (kind + MIN_SIZE) as u32
+}
+
 #[derive(Debug)]
 pub struct FastCache {
     heads: [Block; NUM_BUCKETS],
@@ -48,7 +55,7 @@ impl FastCache {
     pub const fn configured(enabled: bool) -> FastCache {
         let mut c = FastCache::new();
         c.enabled = enabled;
-        c.bias = c.bias_for(Tag::used(0).raw());
+        c.bias = bias_for(enabled, Tag::used(0).raw());
         c
     }
 
@@ -57,7 +64,7 @@ impl FastCache {
             heads: [Block::NULL; NUM_BUCKETS],
             cached: 0,
             enabled: true,
-            bias: (Tag::used(0).raw() + MIN_SIZE) as u32,
+            bias: bias_for(true, Tag::used(0).raw()),
             secret: 0,
             hits: 0,
             misses: 0,
@@ -77,21 +84,16 @@ impl FastCache {
         tag.small_index(self.bias)
     }
 
-    const fn bias_for(&self, used_bits: usize) -> u32 {
-        let kind = if self.enabled { used_bits } else { NO_KIND };
-        (kind + MIN_SIZE) as u32
-    }
-
     /// Switches the cache on or off; it must be empty. `used_bits` are the
     /// heap's (`Heap::used_bits`).
     pub fn set_enabled(&mut self, on: bool, used_bits: usize) {
         self.enabled = on;
-        self.bias = self.bias_for(used_bits);
+        self.bias = bias_for(self.enabled, used_bits);
     }
 
     /// A new request epoch: blocks of the old one no longer get in.
     pub fn set_used_bits(&mut self, used_bits: usize) {
-        self.bias = self.bias_for(used_bits);
+        self.bias = bias_for(self.enabled, used_bits);
     }
 
     /// The key links are XORed with. Only changed while the cache is empty

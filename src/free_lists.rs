@@ -153,16 +153,12 @@ impl FreeLists {
             if size < ts {
                 return (Block::NULL, 0);
             }
-            let rest = size - ts;
-            if rest < MIN_SIZE {
+            if size - ts < MIN_SIZE {
                 self.dv = Block::NULL;
                 dv.set_tag(Tag::used_with(size, used_bits));
                 return (dv, size);
             }
-            dv.set_tag(Tag::used_with(ts, used_bits));
-            let r = dv.plus(ts);
-            r.set_tag(Tag::dv(rest));
-            self.dv = r;
+            self.split_dv(dv, size, ts, used_bits);
             (dv, ts)
         }
     }
@@ -186,14 +182,27 @@ impl FreeLists {
             if size < ts + MIN_SIZE {
                 return Block::NULL;
             }
-            let used = Tag::used_with(ts, used_bits);
-            dv.set_tag_only(used);
-            let r = dv.plus(ts);
-            r.set_header(used, Tag::dv(size - ts));
-            r.plus(size - ts).set_prev_tag(Tag::dv(size - ts));
-            self.dv = r;
+            self.split_dv(dv, size, ts, used_bits);
         }
         dv
+    }
+
+    /// Hands out the victim's first `ts` bytes; the rest stays the victim.
+    ///
+    /// # Safety
+    /// `dv` is the victim, of `size >= ts + MIN_SIZE` bytes.
+    #[inline(always)]
+    unsafe fn split_dv(&mut self, dv: Block, size: usize, ts: usize, used_bits: usize) {
+        let (used, rest) = (Tag::used_with(ts, used_bits), Tag::dv(size - ts));
+        // SAFETY: caller's contract; both headers lie inside the victim and
+        // the rest's mirror is the next block's `prev`.
+        unsafe {
+            dv.set_tag_only(used);
+            let r = dv.plus(ts);
+            r.set_header(used, rest);
+            r.plus(rest.size()).set_prev_tag(rest);
+            self.dv = r;
+        }
     }
 
     /// Forgets every block (their segments are being released); keeps the

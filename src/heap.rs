@@ -789,19 +789,8 @@ impl Heap {
                 self.shrink(b, orig, ts);
                 return Ok(NonNull::new_unchecked(p));
             }
-            if is_small(ts) {
-                let nb = self.cache.pop(
-                    bucket_index(ts),
-                    Tag::used_with(ts, self.used_bits),
-                    self.protect,
-                );
-                if !nb.is_null() {
-                    // tool hook (tool.rs): the fresh block is still protected.
-                    crate::tool::copy_to_fresh_block(p, nb.data(), (orig - HEADER_SIZE).min(copy));
-                    self.cache.push(b, bucket_index(orig), tag, self.protect);
-                    return Ok(NonNull::new_unchecked(nb.data()));
-                }
-            }
+            // A small block moving to a cached block was `realloc_cached`'s
+            // (every caller tries it first).
             let next = b.next();
             let nt = next.tag();
             let first = b.prev_tag() == Tag::FIRST;
