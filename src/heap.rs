@@ -718,7 +718,7 @@ impl Heap {
 
     /// `erealloc`'s next stop after `fits_in_place`: a small block of this
     /// request that grows to another small size moves to a cached block of
-    /// that size, as `realloc_slow` would move it, without its lookups.
+    /// that size (PHP 5.3's cache move; `realloc_slow` no longer makes it).
     /// Null when that is not the case (then call `realloc_slow`).
     ///
     /// # Safety
