@@ -384,12 +384,8 @@ impl Heap {
         let regular = seg_size == self.segment_size;
         let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
-            None => {
-                if !regular {
-                    self.spare.before_new_mapping(self.storage, seg_size);
-                }
-                self.storage.alloc(seg_size)
-            }
+            None if regular => self.storage.alloc(seg_size),
+            None => self.map_dedicated(seg_size),
         };
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
@@ -406,6 +402,21 @@ impl Heap {
             self.segments.push(seg);
             Ok((first, keep_rest))
         }
+    }
+
+    /// A mapping of `size` bytes for a dedicated segment: a spare of
+    /// another size resized (`SpareSegments::take_resized`), else a new
+    /// one in the place of spares beyond the budget. Not under valgrind or
+    /// ASan, which keep spare segments protected.
+    fn map_dedicated(&mut self, size: usize) -> *mut u8 {
+        if !crate::tool::active() {
+            let raw = self.spare.take_resized(self.storage, size);
+            if !raw.is_null() {
+                return raw;
+            }
+        }
+        self.spare.before_new_mapping(self.storage, size);
+        self.storage.alloc(size)
     }
 
     /// Hands out the front `ts` bytes of free block `b` (unlinked), filing
@@ -644,7 +655,7 @@ impl Heap {
         let regular = size == self.segment_size;
         let allowance = if regular { self.acct.real_peak / 2 } else { 0 };
         // SAFETY: caller's contract.
-        if unsafe { self.spare.keep(seg, regular, allowance) } {
+        if unsafe { self.spare.keep(self.storage, seg, regular, allowance) } {
             return;
         }
         // SAFETY: caller's contract; the segment came from this storage.
@@ -1222,5 +1233,32 @@ mod tests {
             }
         }
         assert!(small_bucket(usize::MAX) >= NUM_BUCKETS);
+    }
+
+    #[test]
+    fn a_dedicated_segment_resizes_a_spare_and_counts_its_own_size() {
+        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
+        h.start();
+        let seg = h.segment_size();
+        let base = h.usage(true);
+        let a = h.alloc(2 * seg + 1000).unwrap().as_ptr();
+        assert_eq!(h.usage(true), base + 3 * seg);
+        // SAFETY: live, freed once.
+        unsafe { h.free(a) };
+        assert_eq!((h.usage(true), h.spare.count()), (base, 1));
+        let b = h.alloc(4 * seg + 1000).unwrap().as_ptr();
+        assert_eq!(h.spare.count(), 0, "the spare was resized");
+        assert_eq!(h.usage(true), base + 5 * seg, "its new size, no more");
+        // SAFETY: `b` has 4 * seg + 1000 usable bytes.
+        unsafe {
+            b.write_bytes(0x5A, 4 * seg + 1000);
+            h.free(b);
+        }
+        let c = h.alloc(seg + 1000).unwrap().as_ptr();
+        assert_eq!(h.usage(true), base + 2 * seg, "shrunk to the new size");
+        // SAFETY: live, freed once.
+        unsafe { h.free(c) };
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
     }
 }
