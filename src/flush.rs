@@ -26,6 +26,9 @@ use crate::segment::Segment;
 /// (1/`WALK_SHARE`) of the segment bytes.
 const WALK_SHARE: usize = 16;
 
+/// How far ahead of the walk its lines are fetched.
+const WALK_AHEAD: usize = 512;
+
 /// A run of neighbouring cached and free blocks met by the walk.
 struct Run {
     start: Block,
@@ -140,6 +143,12 @@ impl Heap {
             let mut flushed = 0;
             let mut b = first;
             while b != guard {
+                // Each step's address comes from the header before: a chain
+                // of loads, which waits less for lines fetched ahead.
+                #[cfg(target_arch = "x86_64")]
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    b.as_ptr().wrapping_add(WALK_AHEAD).cast(),
+                );
                 let tag = b.tag();
                 let size = tag.size();
                 if size < MIN_SIZE || size > guard.addr() - b.addr() {
