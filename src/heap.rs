@@ -20,11 +20,23 @@ use crate::free_lists::{bucket_index, is_small, FreeLists, NUM_BUCKETS};
 use crate::huge::{Live, HUGE_MIN};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
+#[cfg(test)]
+use crate::segment::SEGMENT_HEADER_SIZE;
 use crate::segment::{Segment, SegmentList, SEGMENT_OVERHEAD};
 use crate::spare::SpareSegments;
 use crate::storage::Storage;
 use core::fmt::Write;
 use core::ptr::{self, NonNull};
+
+/// From this real size on, a heap maps `BIG_SEGMENT`s for its small and
+/// large blocks instead of regular segments. A big heap's blocks are
+/// spread over more pages than the TLB maps: on the scale benchmark's
+/// 4 GiB heap a call took 87-97 ns instead of 110-115. Below it the
+/// coarser grain costs more than it saves (`strings.php`, 75 MB: 2%
+/// slower and 6% more resident with 64 MiB here).
+pub(crate) const BIG_HEAP: usize = 128 << 20;
+/// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
+pub(crate) const BIG_SEGMENT: usize = 2 << 20;
 
 /// Large blocks grow in place by whole multiples of this (a page).
 const GROW_QUANTUM: usize = 4096;
@@ -284,8 +296,25 @@ impl Heap {
 
     /// Would `new_segment` take a spare segment for `ts`?
     fn spare_for(&self, ts: usize) -> bool {
-        let (size, _) = self.segment_size_for(ts);
+        let (size, _) = self.new_segment_size(ts);
         self.spare.has(size, size == self.segment_size)
+    }
+
+    /// The size of the segment `new_segment` maps for `ts`: as
+    /// `segment_size_for`, except that a heap of `BIG_HEAP` bytes or more
+    /// takes a `BIG_SEGMENT` instead of a regular segment, while one fits
+    /// under the limit.
+    fn new_segment_size(&self, ts: usize) -> (usize, bool) {
+        let (size, dedicated) = self.segment_size_for(ts);
+        if !dedicated
+            && size < BIG_SEGMENT
+            && self.acct.real_size >= BIG_HEAP
+            && self.acct.segment_fits(BIG_SEGMENT)
+        {
+            (BIG_SEGMENT, false)
+        } else {
+            (size, dedicated)
+        }
     }
 
     /// A block of true size `ts` from the free lists or the victim, in
@@ -379,13 +408,13 @@ impl Heap {
             // No block exists, so no link is encoded under the old key.
             self.renew_secret();
         }
-        let (seg_size, keep_rest) = self.segment_size_for(ts);
+        let (seg_size, keep_rest) = self.new_segment_size(ts);
         self.room_for(seg_size)?;
         let regular = seg_size == self.segment_size;
         let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
             None if regular => self.storage.alloc(seg_size),
-            None => self.map_dedicated(seg_size),
+            None => self.map_other(seg_size, keep_rest),
         };
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
@@ -404,19 +433,24 @@ impl Heap {
         }
     }
 
-    /// A mapping of `size` bytes for a dedicated segment: a spare of
-    /// another size resized (`SpareSegments::take_resized`), else a new
-    /// one in the place of spares beyond the budget. Not under valgrind or
-    /// ASan, which keep spare segments protected.
-    fn map_dedicated(&mut self, size: usize) -> *mut u8 {
-        if !crate::tool::active() {
+    /// A mapping of `size` bytes for a segment of other than the regular
+    /// size: a dedicated one resizes a spare of another size when there is
+    /// one (`SpareSegments::take_resized`; not under valgrind or ASan,
+    /// which keep spare segments protected), a big one asks for huge pages;
+    /// a new mapping takes the place of spares beyond the budget.
+    fn map_other(&mut self, size: usize, dedicated: bool) -> *mut u8 {
+        if dedicated && !crate::tool::active() {
             let raw = self.spare.take_resized(self.storage, size);
             if !raw.is_null() {
                 return raw;
             }
         }
         self.spare.before_new_mapping(self.storage, size);
-        self.storage.alloc(size)
+        if dedicated {
+            self.storage.alloc(size)
+        } else {
+            self.storage.alloc_huge_pages(size)
+        }
     }
 
     /// Hands out the front `ts` bytes of free block `b` (unlinked), filing
@@ -1258,6 +1292,43 @@ mod tests {
         assert_eq!(h.usage(true), base + 2 * seg, "shrunk to the new size");
         // SAFETY: live, freed once.
         unsafe { h.free(c) };
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
+    }
+
+    #[test]
+    fn a_big_heap_maps_huge_page_segments_while_one_fits_under_the_limit() {
+        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
+        h.start();
+        let seg = h.segment_size();
+        // One 200 KB block per regular segment, up to the big heap's size.
+        let mut grown = 0;
+        while h.usage(true) < BIG_HEAP {
+            let real = h.usage(true);
+            h.alloc(200_000).unwrap();
+            if h.usage(true) != real {
+                assert_eq!(h.usage(true), real + seg, "a regular segment");
+                grown += 1;
+            }
+        }
+        let real = h.usage(true);
+        let p = h.alloc(200_000).unwrap().as_ptr();
+        assert_eq!(h.usage(true), real + BIG_SEGMENT, "a big segment");
+        assert_eq!(
+            p as usize & (BIG_SEGMENT - 1),
+            SEGMENT_HEADER_SIZE + HEADER_SIZE
+        );
+        // Its other nine 200 KB blocks fit in it.
+        for _ in 0..9 {
+            h.alloc(200_000).unwrap();
+        }
+        assert_eq!(h.usage(true), real + BIG_SEGMENT);
+        // A big segment no longer fits under the limit: a regular one does.
+        let real = h.usage(true);
+        h.set_limit(real + BIG_SEGMENT - 1).unwrap();
+        h.alloc(200_000).unwrap();
+        assert_eq!(h.usage(true), real + seg);
+        assert!(grown >= BIG_HEAP / seg - 1);
         assert!(h.check().is_empty(), "{:?}", h.check());
         h.shutdown(true, false);
     }
