@@ -112,11 +112,12 @@ impl Tag {
         self.0 as usize & KIND_MASK
     }
     /// `efree`'s one test of kind and size: with `bias` = a kind plus
-    /// `MIN_SIZE`, the bucket index of a small block of that kind, else a
-    /// number of at least `NUM_BUCKETS`. After the subtraction a matching
-    /// kind leaves zero low bits, so the rotation yields
-    /// `(size - MIN_SIZE) / ALIGNMENT`; any other kind, or a size below
-    /// `MIN_SIZE`, rotates set bits to the top.
+    /// `MIN_SIZE`, the bucket index `(size - MIN_SIZE) / ALIGNMENT` of a
+    /// block of that kind, else a number of at least 2^28. After the
+    /// subtraction a matching kind leaves zero low bits, so the rotation
+    /// yields the index; any other kind, or a size below `MIN_SIZE`,
+    /// rotates set bits to the top. Compared with the fastcache's
+    /// `CACHE_BUCKETS`, it tests the size range too.
     #[inline(always)]
     pub const fn small_index(self, bias: u32) -> usize {
         self.0
@@ -547,19 +548,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_index_accepts_exactly_small_blocks_of_the_used_kind() {
+    fn small_index_accepts_exactly_cacheable_blocks_of_the_used_kind() {
+        use crate::cache::{CACHE_BUCKETS, MAX_CACHED_SIZE};
         use crate::free_lists::{bucket_index, is_small, NUM_BUCKETS};
         for used_bits in [USED_BIT, USED_BIT | EPOCH_BIT] {
-            for size in (0..4096)
+            for size in (0..8192)
                 .step_by(ALIGNMENT)
                 .chain([1 << 20, MAX_BLOCK_SIZE])
             {
                 for kind in 0..=KIND_MASK {
                     let index =
                         Tag((size | kind) as u32).small_index((used_bits + MIN_SIZE) as u32);
-                    let ok = kind == used_bits && size >= MIN_SIZE && is_small(size);
-                    assert_eq!(index < NUM_BUCKETS, ok, "size {size} kind {kind:#b}");
-                    if ok {
+                    let kind_ok = kind == used_bits && size >= MIN_SIZE;
+                    let small = kind_ok && is_small(size);
+                    let cacheable = kind_ok && size <= MAX_CACHED_SIZE;
+                    assert_eq!(index < NUM_BUCKETS, small, "size {size} kind {kind:#b}");
+                    assert_eq!(
+                        index < CACHE_BUCKETS,
+                        cacheable,
+                        "size {size} kind {kind:#b}"
+                    );
+                    if cacheable {
                         assert_eq!(index, bucket_index(size));
                     }
                 }

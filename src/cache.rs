@@ -1,5 +1,9 @@
-//! The fastcache: recently freed small blocks kept, still tagged used, on one
-//! LIFO stack per size, so the next request for that size is a pop.
+//! The fastcache: recently freed blocks of up to `MAX_CACHED_SIZE` bytes
+//! kept, still tagged used, on one LIFO stack per size, so the next request
+//! for that size is a pop. It reaches past the small sizes (up to 1040
+//! bytes) into the large ones, as ZendMM 8's bins reach 3 KiB: a program's
+//! 1-4 KiB temporaries are then reused hot instead of being merged into,
+//! and searched for in, the large trie.
 //!
 //! With protection on (`Heap::protect`), a cached block carries `CACHED_BIT` in its own tag (not in the mirror in
 //! the next block's `prev`), so freeing it again fails `efree`'s tag check
@@ -20,7 +24,14 @@
 //! at the next allocation of their size.
 
 use crate::block::{Block, Tag, CACHED_BIT, MIN_SIZE, NO_KIND};
-use crate::free_lists::NUM_BUCKETS;
+use crate::free_lists::{bucket_size, NUM_BUCKETS};
+
+/// Stacks in the cache, one per true size from `MIN_SIZE` up in steps of
+/// `ALIGNMENT`: the first `NUM_BUCKETS` are the small sizes. A power of
+/// two, so that masking an index proves it in bounds.
+pub const CACHE_BUCKETS: usize = 4 * NUM_BUCKETS;
+/// The largest true size the cache holds (4112 bytes).
+pub const MAX_CACHED_SIZE: usize = bucket_size(CACHE_BUCKETS - 1);
 
 /// PHP 5.3's cache budget (`ZEND_MM_CACHE_SIZE`, 256 KiB on 64-bit): here
 /// the most the cache keeps while new memory is mapped.
@@ -35,7 +46,7 @@ const fn bias_for(enabled: bool, used_bits: usize) -> u32 {
 
 #[derive(Debug)]
 pub struct FastCache {
-    heads: [Block; NUM_BUCKETS],
+    heads: [Block; CACHE_BUCKETS],
     cached: usize,
     /// Off in debug mode (`ZEND_MM_DEBUG`), which wants every free on the
     /// slow path.
@@ -61,7 +72,7 @@ impl FastCache {
 
     pub const fn new() -> FastCache {
         FastCache {
-            heads: [Block::NULL; NUM_BUCKETS],
+            heads: [Block::NULL; CACHE_BUCKETS],
             cached: 0,
             enabled: true,
             bias: bias_for(true, Tag::used(0).raw()),
@@ -77,8 +88,9 @@ impl FastCache {
         self.cached
     }
 
-    /// `efree`'s bucket for a block tagged `tag`: below `NUM_BUCKETS` only
-    /// for a small block of this request's kind while the cache is on.
+    /// `efree`'s bucket for a block tagged `tag`: below `CACHE_BUCKETS` only
+    /// for a block of at most `MAX_CACHED_SIZE` bytes of this request's
+    /// kind while the cache is on.
     #[inline(always)]
     pub fn index_for(&self, tag: Tag) -> usize {
         tag.small_index(self.bias)
@@ -107,10 +119,10 @@ impl FastCache {
     /// protection: the link is checked and the cached bit cleared.
     ///
     /// # Safety
-    /// Cached blocks are live used blocks (I3); `index < NUM_BUCKETS`.
+    /// Cached blocks are live used blocks (I3); `index < CACHE_BUCKETS`.
     #[inline(always)]
     pub unsafe fn pop(&mut self, index: usize, used: Tag, checked: bool) -> Block {
-        let b = self.heads[index & (NUM_BUCKETS - 1)];
+        let b = self.heads[index & (CACHE_BUCKETS - 1)];
         if !b.is_null() {
             // SAFETY: caller's contract; the link is checked as it is decoded.
             unsafe {
@@ -119,7 +131,7 @@ impl FastCache {
                     b.check_links(next, Block::NULL);
                     b.set_tag_only(used);
                 }
-                self.heads[index & (NUM_BUCKETS - 1)] = next;
+                self.heads[index & (CACHE_BUCKETS - 1)] = next;
             }
             self.cached -= used.size();
             self.hits += 1;
@@ -133,7 +145,7 @@ impl FastCache {
     /// `b` is a used block with tag `tag` in bucket `index`, on no stack.
     #[inline(always)]
     pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag, checked: bool) {
-        let slot = self.heads[index & (NUM_BUCKETS - 1)];
+        let slot = self.heads[index & (CACHE_BUCKETS - 1)];
         // SAFETY: caller's contract; the link lives in `b`'s data.
         unsafe {
             b.set_prev_free(slot, self.secret);
@@ -141,7 +153,7 @@ impl FastCache {
                 b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
             }
         }
-        self.heads[index & (NUM_BUCKETS - 1)] = b;
+        self.heads[index & (CACHE_BUCKETS - 1)] = b;
         self.cached += tag.size();
     }
 
@@ -152,7 +164,7 @@ impl FastCache {
     /// Cached blocks are live used blocks (I3).
     #[cold]
     pub unsafe fn holds(&self, b: Block, index: usize) -> bool {
-        let mut c = self.heads[index & (NUM_BUCKETS - 1)];
+        let mut c = self.heads[index & (CACHE_BUCKETS - 1)];
         while !c.is_null() {
             if c == b {
                 return true;
@@ -179,7 +191,7 @@ impl FastCache {
 
     /// Re-encodes every cached block's link and check word for `new` secret.
     pub fn rekey(&mut self, new: usize) {
-        for i in 0..NUM_BUCKETS {
+        for i in 0..CACHE_BUCKETS {
             let mut b = self.heads[i];
             while !b.is_null() {
                 // SAFETY: cached blocks are live used blocks (I3).
@@ -194,16 +206,16 @@ impl FastCache {
     }
 
     /// Empties the cache and hands back its stacks for the caller to free.
-    pub fn take_all(&mut self) -> [Block; NUM_BUCKETS] {
+    pub fn take_all(&mut self) -> [Block; CACHE_BUCKETS] {
         let heads = self.heads;
-        self.heads = [Block::NULL; NUM_BUCKETS];
+        self.heads = [Block::NULL; CACHE_BUCKETS];
         self.cached = 0;
         heads
     }
 
     /// Forgets everything (the segments are being released).
     pub fn clear(&mut self) {
-        self.heads = [Block::NULL; NUM_BUCKETS];
+        self.heads = [Block::NULL; CACHE_BUCKETS];
         self.cached = 0;
     }
 
@@ -287,10 +299,10 @@ mod tests {
         assert_eq!(c.index_for(Tag::used(48)), 1);
         assert_eq!(c.take_all()[0].as_ptr(), mem.as_mut_ptr().cast::<u8>());
         c.set_used_bits(Tag::used(0).raw() | EPOCH_BIT);
-        assert!(c.index_for(Tag::used(48)) >= NUM_BUCKETS, "old epoch");
+        assert!(c.index_for(Tag::used(48)) >= CACHE_BUCKETS, "old epoch");
         for used_bits in [Tag::used(0).raw(), Tag::used(0).raw() | EPOCH_BIT] {
             c.set_enabled(false, used_bits);
-            for size in (0..2048).step_by(16) {
+            for size in (0..8192).step_by(16) {
                 let tags = [
                     Tag::used_with(size, used_bits),
                     Tag::used_with(size, used_bits ^ EPOCH_BIT),
@@ -303,7 +315,7 @@ mod tests {
                     Tag::HUGE,
                 ];
                 for t in tags {
-                    assert!(c.index_for(t) >= NUM_BUCKETS, "{t:?} got in");
+                    assert!(c.index_for(t) >= CACHE_BUCKETS, "{t:?} got in");
                 }
             }
         }

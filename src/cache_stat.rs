@@ -12,6 +12,7 @@
 //! end) the stacks are counted again.
 
 use crate::block::{true_size, HEADER_SIZE, MIN_SIZE};
+use crate::cache::{CACHE_BUCKETS, MAX_CACHED_SIZE};
 use crate::free_lists::{bucket_index, bucket_size, is_small, NUM_BUCKETS};
 use crate::heap::Heap;
 use crate::report::{MemError, StackBuf};
@@ -34,7 +35,7 @@ pub struct BucketStat {
 /// The counters of one heap.
 #[derive(Clone, Debug)]
 pub struct CacheStat {
-    buckets: [BucketStat; NUM_BUCKETS],
+    buckets: [BucketStat; CACHE_BUCKETS],
     /// PHP's slot `[ZEND_MM_NUM_BUCKETS]`, searches past the cache. Hits:
     /// small requests a small free list or the victim served; misses:
     /// requests that went on to the large trie, the rest list or a new
@@ -72,7 +73,7 @@ impl CacheStat {
             miss: 0,
         };
         CacheStat {
-            buckets: [ZERO; NUM_BUCKETS],
+            buckets: [ZERO; CACHE_BUCKETS],
             past: ZERO,
             counted_bytes: 0,
             dirty: false,
@@ -107,8 +108,10 @@ impl CacheStat {
             return Ok(p);
         }
         let ts = block_size_for(size);
-        if is_small(ts) {
+        if ts <= MAX_CACHED_SIZE {
             self.buckets[bucket_index(ts)].miss += 1;
+        }
+        if is_small(ts) {
             if heap.small_lists_serve(ts) {
                 self.past.hit += 1;
             } else {
@@ -182,7 +185,9 @@ impl CacheStat {
         let cached = heap.cache.cached();
         if cached > self.counted_bytes {
             let grew = cached - self.counted_bytes;
-            if is_small(grew) && grew >= MIN_SIZE && bucket_size(bucket_index(grew)) == grew {
+            if (MIN_SIZE..=MAX_CACHED_SIZE).contains(&grew)
+                && bucket_size(bucket_index(grew)) == grew
+            {
                 self.pushed(bucket_index(grew));
             }
         }
@@ -212,8 +217,16 @@ impl CacheStat {
              idx min_size max_size true_size  max_len     hits   misses"
         );
         out(line.as_bytes());
+        // PHP's rows for the small sizes, then the larger ones up to the
+        // last that saw any use.
+        let rows = self
+            .buckets
+            .iter()
+            .rposition(|b| *b != BucketStat::default())
+            .map_or(0, |i| i + 1)
+            .max(NUM_BUCKETS);
         let (mut hit, mut miss) = (0, 0);
-        for (i, b) in self.buckets.iter().enumerate() {
+        for (i, b) in self.buckets[..rows].iter().enumerate() {
             let (min, max) = request_range(i);
             let mut line = StackBuf::new();
             let _ = writeln!(
@@ -369,5 +382,30 @@ mod tests {
             " 1       25       40        48        0        0        0"
         );
         assert_eq!(lines[2 + NUM_BUCKETS], "           1        1");
+    }
+
+    #[test]
+    fn the_table_goes_on_to_the_last_larger_size_used() {
+        let mut h = heap();
+        let mut s = CacheStat::new();
+        let p = s.alloc(&mut h, 3000).unwrap();
+        // SAFETY: live block of `h`.
+        unsafe { s.free(&mut h, p.as_ptr()) };
+        assert_eq!(s.alloc(&mut h, 3000).unwrap(), p, "the cache served it");
+        let i = bucket_index(true_size(3000).unwrap());
+        assert!(i >= NUM_BUCKETS);
+        assert_eq!(
+            (s.bucket(i).hit, s.bucket(i).miss, s.bucket(i).max_count),
+            (1, 1, 1)
+        );
+        let mut text = Vec::new();
+        s.write_table(42, 0, &mut |b| text.extend_from_slice(b));
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2 + i + 1 + 2);
+        assert_eq!(
+            lines[2 + i],
+            "186     2985     3000      3008        1        1        1"
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::accounting::Accounting;
 use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN_SIZE};
-use crate::cache::FastCache;
+use crate::cache::{FastCache, CACHE_BUCKETS, MAX_CACHED_SIZE};
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
 use crate::free_lists::{bucket_index, is_small, FreeLists, NUM_BUCKETS};
@@ -64,8 +64,9 @@ fn shrink_slack(ts: usize) -> usize {
     }
 }
 
-/// The fastcache bucket of a request of `size` bytes, at least
-/// `NUM_BUCKETS` when it is not small. `bucket_index(true_size(size))` is
+/// The fastcache bucket of a request of `size` bytes: below `NUM_BUCKETS`
+/// for a small one, at least `CACHE_BUCKETS` for one the cache does not
+/// hold. `bucket_index(true_size(size))` is
 /// `(size + HEADER_SIZE + ALIGNMENT - 1 - MIN_SIZE) / ALIGNMENT`; the
 /// subtraction saturates for the sizes that get `MIN_SIZE` anyway.
 #[inline(always)]
@@ -209,7 +210,7 @@ impl Heap {
     #[inline(always)]
     pub fn alloc_cached(&mut self, size: usize) -> *mut u8 {
         let index = small_bucket(size);
-        if index >= NUM_BUCKETS {
+        if index >= CACHE_BUCKETS {
             return ptr::null_mut();
         }
         let ts = bucket_size(index);
@@ -259,7 +260,7 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn alloc_block(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let ts = self.checked_true_size(size)?;
-        if is_small(ts) {
+        if ts <= MAX_CACHED_SIZE {
             self.cache.misses += 1;
         } else if ts >= HUGE_MIN {
             return self.alloc_huge(ts);
@@ -578,7 +579,7 @@ impl Heap {
     pub unsafe fn free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract.
         unsafe {
-            // Fast path: a used small block of this request goes on its
+            // Fast path: a used block of at most `MAX_CACHED_SIZE` bytes of this request goes on its
             // fastcache stack. A cached block (double free) or one of an
             // ended request fails the kind check; with protection on, the
             // tag after the block must still mirror its own (an overflow
@@ -586,7 +587,7 @@ impl Heap {
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
             let index = self.cache.index_for(tag);
-            if index < NUM_BUCKETS && (!self.protect || b.plus(tag.size()).prev_tag() == tag) {
+            if index < CACHE_BUCKETS && (!self.protect || b.plus(tag.size()).prev_tag() == tag) {
                 self.cache.push(b, index, tag, self.protect);
                 return;
             }
@@ -1143,7 +1144,7 @@ impl Heap {
             if self.protect {
                 t.is_cached()
             } else {
-                is_small(t.size()) && self.cache.holds(b, bucket_index(t.size()))
+                t.size() <= MAX_CACHED_SIZE && self.cache.holds(b, bucket_index(t.size()))
             }
         }
     }
@@ -1253,12 +1254,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_bucket_is_the_bucket_of_the_true_size_up_to_the_largest_small() {
-        for size in 0..4096 {
+    fn small_bucket_is_the_bucket_of_the_true_size_up_to_the_largest_cached() {
+        for size in 0..8192 {
             let ts = true_size(size).unwrap();
             let index = small_bucket(size);
             assert_eq!(index < NUM_BUCKETS, is_small(ts), "{size}");
-            if is_small(ts) {
+            assert_eq!(index < CACHE_BUCKETS, ts <= MAX_CACHED_SIZE, "{size}");
+            if ts <= MAX_CACHED_SIZE {
                 assert_eq!(
                     (index, bucket_size(index)),
                     (bucket_index(ts), ts),
@@ -1266,7 +1268,7 @@ mod tests {
                 );
             }
         }
-        assert!(small_bucket(usize::MAX) >= NUM_BUCKETS);
+        assert!(small_bucket(usize::MAX) >= CACHE_BUCKETS);
     }
 
     #[test]
@@ -1329,6 +1331,33 @@ mod tests {
         h.alloc(200_000).unwrap();
         assert_eq!(h.usage(true), real + seg);
         assert!(grown >= BIG_HEAP / seg - 1);
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
+    }
+
+    #[test]
+    fn blocks_up_to_the_largest_cached_size_are_cached_and_reused() {
+        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
+        h.start();
+        let a = h.alloc(3000).unwrap().as_ptr();
+        let b = h.alloc(MAX_CACHED_SIZE - HEADER_SIZE + 1).unwrap().as_ptr();
+        let used = h.usage(false);
+        // SAFETY: live blocks, each freed once.
+        unsafe {
+            h.free(a);
+            assert_eq!(h.cache.cached(), 3008, "cached, still tagged used");
+            assert_eq!(h.usage(false), used - 3008);
+            h.free(b);
+        }
+        assert_eq!(h.cache.cached(), 3008, "one size past the cache: merged");
+        assert_eq!(h.alloc(3000).unwrap().as_ptr(), a, "a pop");
+        assert_eq!(h.cache.cached(), 0);
+        // `is_cached`, which names a double free, knows it.
+        // SAFETY: `a` is live again.
+        unsafe { h.free(a) };
+        assert!(h.is_cached(Block::from_data_unchecked(a)));
+        h.flush_cache();
+        assert_eq!(h.cache.cached(), 0);
         assert!(h.check().is_empty(), "{:?}", h.check());
         h.shutdown(true, false);
     }

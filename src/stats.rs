@@ -1,6 +1,6 @@
 //! A snapshot of a heap's figures, for `zendmm_stats` and Rust callers.
 
-use crate::free_lists::NUM_BUCKETS;
+use crate::cache::CACHE_BUCKETS;
 use crate::heap::Heap;
 
 /// What a heap holds right now.
@@ -54,7 +54,7 @@ impl Heap {
             lists.large_blocks += 1;
             lists.large_bytes += lists.dv_bytes;
         }
-        let cached_blocks = (0..NUM_BUCKETS).map(|i| self.cache.len(i)).sum();
+        let cached_blocks = (0..CACHE_BUCKETS).map(|i| self.cache.len(i)).sum();
         Stats {
             usage: self.usage(false),
             peak: self.peak_usage(false),

@@ -3,7 +3,8 @@
 //! it after every operation; `zendmm_check_heap` runs it on demand.
 
 use crate::block::{Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
-use crate::free_lists::{bucket_size, is_small, ListCounts, NUM_BUCKETS};
+use crate::cache::CACHE_BUCKETS;
+use crate::free_lists::{bucket_size, is_small, ListCounts};
 use crate::heap::Heap;
 
 impl Heap {
@@ -161,7 +162,7 @@ impl Heap {
 
     fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> (usize, usize) {
         let (mut n, mut bytes) = (0, 0);
-        for i in 0..NUM_BUCKETS {
+        for i in 0..CACHE_BUCKETS {
             let mut b: Block = self.cache.head(i);
             while !b.is_null() {
                 // SAFETY: cached blocks are live used blocks; the walk is bounded.
