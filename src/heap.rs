@@ -579,11 +579,12 @@ impl Heap {
     pub unsafe fn free(&mut self, p: *mut u8) {
         // SAFETY: caller's contract.
         unsafe {
-            // Fast path: a used block of at most `MAX_CACHED_SIZE` bytes of this request goes on its
-            // fastcache stack. A cached block (double free) or one of an
-            // ended request fails the kind check; with protection on, the
-            // tag after the block must still mirror its own (an overflow
-            // changes it first). Failures go to the slow path to be named.
+            // Fast path: a used block of this request of at most
+            // `MAX_CACHED_SIZE` bytes goes on its fastcache stack. A cached
+            // block (double free) or one of an ended request fails the kind
+            // check; with protection on, the tag after the block must still
+            // mirror its own (an overflow changes it first). Failures go to
+            // the slow path to be named.
             let b = Block::from_data_unchecked(p);
             let tag = b.tag();
             let index = self.cache.index_for(tag);
