@@ -675,8 +675,9 @@ static void test_random_mix(void)
 
 static int double_free_large(void *arg)
 {
-	/* 2000 bytes: a large block (true size >= 1056), never in the fastcache. */
-	char *a = emalloc(2000), *p = emalloc(2000), *b = emalloc(2000);
+	/* 5000 bytes: past the fastcache's largest size (4112 bytes), so the
+	 * second free meets a free block in the lists, not a cached one. */
+	char *a = emalloc(5000), *p = emalloc(5000), *b = emalloc(5000);
 	(void)arg;
 	efree(p);
 	efree(p); /* must not return */

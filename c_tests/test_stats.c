@@ -424,16 +424,20 @@ static void test_counting_keeps_the_heap_sound(void)
 	th_child res;
 	const char *text;
 	char hits[32];
+	int rows;
 	th_env env[] = {{"ZENDMM_CACHE_STAT", log_path}, {NULL, NULL}};
 
 	fresh_log("random");
 	th_run_child_env(&res, env, random_traffic, NULL);
 	CHECK_EXIT(&res, 0);
 	text = slurp(log_path);
-	CHECK_EQ(count_lines(text), 2 + 64 + 2);
+	/* PHP's 64 rows, then the larger cached sizes up to the last used
+	 * (4112 bytes at most: 256 rows in all). */
+	rows = count_lines(text) - 4;
+	CHECK(rows > 64 && rows <= 256);
 	/* The totals line starts with the same hit count zendmm_stats() gave. */
 	snprintf(hits, sizeof hits, "    %s", th_first_line(&res));
-	if (!CHECK_PREFIX(line_at(text, 2 + 64), hits))
+	if (!CHECK_PREFIX(line_at(text, 2 + rows), hits))
 		th_describe(&res);
 	CHECK(strtoumax(th_first_line(&res), NULL, 10) > 1000);
 	unlink(log_path);
