@@ -156,9 +156,9 @@ impl SpareSegments {
         if best.is_null() {
             return core::ptr::null_mut();
         }
-        // SAFETY: `best` is on the list (found just now); once unlinked
-        // it is a mapping of `best_size` bytes from `storage` that nothing
-        // points into (S1). On failure the old mapping stays and is kept.
+        // On failure the old mapping stays, and stays a spare.
+        // SAFETY: `best` was found on the list; unlinked, it is a mapping of
+        // `best_size` bytes from `storage` that nothing points into (S1).
         unsafe {
             self.lists[OTHER].unlink(best);
             self.bytes[OTHER] -= best_size;
@@ -225,9 +225,8 @@ impl SpareSegments {
     /// and dedicated segments are big), so the walk to the tail is too.
     fn give_back_oldest(&mut self, storage: &dyn Storage, i: usize) {
         let mut seg = self.lists[i].head();
-        // SAFETY: listed spare segments are live (S1); the last one is
-        // unlinked, then given back to the storage it came from with its
-        // size; nothing points into it (S1).
+        // SAFETY: listed spares are live; the last, unlinked, goes back to
+        // its storage with its size, and nothing points into it (S1).
         unsafe {
             while !seg.next().is_null() {
                 seg = seg.next();

@@ -150,10 +150,9 @@ unsafe impl Storage for MmapAnon {
             return raw;
         }
         let head = raw.align_offset(HUGE_PAGE);
-        // SAFETY: the head and the tail lie inside the fresh mapping of
-        // `size + HUGE_PAGE` bytes and nothing points into them; the advice
-        // is on the aligned rest (a kernel without transparent huge pages
-        // just says no).
+        // A kernel without transparent huge pages just refuses the advice.
+        // SAFETY: head and tail lie in the fresh `size + HUGE_PAGE` bytes,
+        // nothing points into them; the advice is on the aligned rest.
         unsafe {
             let p = raw.add(head);
             if head > 0 {
