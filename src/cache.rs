@@ -57,7 +57,8 @@ pub struct FastCache {
     bias: u32,
     secret: usize,
     pub hits: u64,
-    /// Counted by the heap's slow path (small requests the cache missed).
+    /// Counted by the heap's slow path (requests of a cached size the
+    /// cache missed).
     pub misses: u64,
 }
 
