@@ -16,7 +16,7 @@ use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN
 use crate::cache::{FastCache, CACHE_BUCKETS, MAX_CACHED_SIZE};
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
-use crate::free_lists::{bucket_index, is_small, FreeLists, NUM_BUCKETS};
+use crate::free_lists::{bucket_index, bucket_size, is_small, FreeLists, NUM_BUCKETS};
 use crate::huge::{Live, HUGE_MIN};
 use crate::locations::Locations;
 use crate::report::{corrupted, MemError, StackBuf};
@@ -72,12 +72,6 @@ fn shrink_slack(ts: usize) -> usize {
 #[inline(always)]
 fn small_bucket(size: usize) -> usize {
     size.saturating_sub(MIN_SIZE - HEADER_SIZE - (ALIGNMENT - 1)) / ALIGNMENT
-}
-
-/// The true size of the blocks of bucket `index`.
-#[inline(always)]
-const fn bucket_size(index: usize) -> usize {
-    MIN_SIZE + index * ALIGNMENT
 }
 
 /// `set_limit` refused: the heap already holds more segment bytes.
@@ -295,7 +289,9 @@ impl Heap {
         }
     }
 
-    /// Would `new_segment` take a spare segment for `ts`?
+    /// Would `new_segment` take a spare segment of exactly the size it
+    /// needs for `ts`? Such a spare is resident already; one resized for a
+    /// dedicated segment may bring fresh pages, so it does not count.
     fn spare_for(&self, ts: usize) -> bool {
         let (size, _) = self.new_segment_size(ts);
         self.spare.has(size, size == self.segment_size)
@@ -1254,6 +1250,13 @@ impl Drop for Heap {
 mod tests {
     use super::*;
 
+    /// A started heap with the default configuration (`mmap_anon`).
+    fn started() -> Heap {
+        let mut h = Heap::with_config(Config::DEFAULT);
+        h.start();
+        h
+    }
+
     #[test]
     fn small_bucket_is_the_bucket_of_the_true_size_up_to_the_largest_cached() {
         for size in 0..8192 {
@@ -1274,8 +1277,7 @@ mod tests {
 
     #[test]
     fn a_dedicated_segment_resizes_a_spare_and_counts_its_own_size() {
-        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
-        h.start();
+        let mut h = started();
         let seg = h.segment_size();
         let base = h.usage(true);
         let a = h.alloc(2 * seg + 1000).unwrap().as_ptr();
@@ -1301,8 +1303,7 @@ mod tests {
 
     #[test]
     fn a_big_heap_maps_huge_page_segments_while_one_fits_under_the_limit() {
-        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
-        h.start();
+        let mut h = started();
         let seg = h.segment_size();
         // One 200 KB block per regular segment, up to the big heap's size.
         let mut grown = 0;
@@ -1338,8 +1339,7 @@ mod tests {
 
     #[test]
     fn blocks_up_to_the_largest_cached_size_are_cached_and_reused() {
-        let mut h = Heap::with_config(crate::config::Config::DEFAULT);
-        h.start();
+        let mut h = started();
         let a = h.alloc(3000).unwrap().as_ptr();
         let b = h.alloc(MAX_CACHED_SIZE - HEADER_SIZE + 1).unwrap().as_ptr();
         let used = h.usage(false);

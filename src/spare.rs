@@ -126,11 +126,23 @@ impl SpareSegments {
         if seg.is_null() {
             return None;
         }
-        let i = regular as usize;
-        // SAFETY: `seg` is on list `i` (found there just now).
-        unsafe { self.lists[i].unlink(seg) };
-        self.bytes[i] -= size;
+        // SAFETY: `seg` was found on the list `regular` names.
+        unsafe { self.unlink(regular as usize, seg) };
         Some(seg)
+    }
+
+    /// Takes `seg` off list `i`; returns its size.
+    ///
+    /// # Safety
+    /// `seg` is a spare on list `i`.
+    unsafe fn unlink(&mut self, i: usize, seg: Segment) -> usize {
+        // SAFETY: caller's contract; listed spares keep their size (S3).
+        unsafe {
+            let size = seg.size();
+            self.lists[i].unlink(seg);
+            self.bytes[i] -= size;
+            size
+        }
     }
 
     /// A spare of another size resized through `storage` to `size` bytes
@@ -160,8 +172,7 @@ impl SpareSegments {
         // SAFETY: `best` was found on the list; unlinked, it is a mapping of
         // `best_size` bytes from `storage` that nothing points into (S1).
         unsafe {
-            self.lists[OTHER].unlink(best);
-            self.bytes[OTHER] -= best_size;
+            self.unlink(OTHER, best);
             let raw = storage.realloc(best.as_ptr(), best_size, size);
             if raw.is_null() {
                 self.lists[OTHER].push(best);
@@ -231,10 +242,8 @@ impl SpareSegments {
             while !seg.next().is_null() {
                 seg = seg.next();
             }
-            let size = seg.size();
-            self.lists[i].unlink(seg);
+            let size = self.unlink(i, seg);
             storage.free(seg.as_ptr(), size);
-            self.bytes[i] -= size;
         }
     }
 }
