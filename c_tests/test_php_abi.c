@@ -86,6 +86,9 @@ static void test_custom_handlers_route_and_reset(void)
 	zend_mm_get_custom_handlers(heap, &m, &f, &r);
 	CHECK(m == NULL && f == NULL && r == NULL);
 
+	/* A cached block of each size below must not serve the routed heap. */
+	efree(emalloc(sizeof("through the profiler")));
+	efree(emalloc(100));
 	zend_mm_set_custom_handlers(heap, count_malloc, count_free, count_realloc);
 	CHECK(zend_mm_is_custom_heap(heap));
 	CHECK(!is_zend_mm());

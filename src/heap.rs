@@ -104,6 +104,8 @@ pub struct Heap {
     pub(crate) env_pending: bool,
     /// Fastcache checks and keyed links on (`ZENDMM_PROTECT`, default on).
     pub(crate) protect: bool,
+    /// The buckets `alloc_inline` pops: all, or none on a routed heap.
+    inline_reach: usize,
     /// Tag bits of a block handed out in this request: `used` plus the
     /// request's epoch parity (see `block::EPOCH_BIT`).
     pub(crate) used_bits: usize,
@@ -141,6 +143,7 @@ impl Heap {
             overflow: false,
             env_pending: false,
             protect: config.protect,
+            inline_reach: CACHE_BUCKETS,
             used_bits: Tag::used(0).raw(),
             max_segment: 0,
             debug: config.debug,
@@ -203,10 +206,35 @@ impl Heap {
     /// `alloc_slow`). A few instructions and one load of the block's link.
     #[inline(always)]
     pub fn alloc_cached(&mut self, size: usize) -> *mut u8 {
+        // SAFETY: the bound is CACHE_BUCKETS itself.
+        unsafe { self.alloc_cached_below(size, CACHE_BUCKETS) }
+    }
+
+    /// `alloc_cached` for `_emalloc`'s inline path, which misses at once
+    /// on a heap the FFI layer routes elsewhere ([`Heap::set_inline`]):
+    /// the bound it compares the bucket with is then 0, so the fast path
+    /// needs no test of its own for routing.
+    #[inline(always)]
+    pub fn alloc_inline(&mut self, size: usize) -> *mut u8 {
+        // SAFETY: `set_inline` keeps `inline_reach` at most CACHE_BUCKETS.
+        unsafe { self.alloc_cached_below(size, self.inline_reach) }
+    }
+
+    /// Lets `alloc_inline` pop the fastcache (`on`), or makes it miss.
+    pub fn set_inline(&mut self, on: bool) {
+        self.inline_reach = if on { CACHE_BUCKETS } else { 0 };
+    }
+
+    /// # Safety
+    /// `reach <= CACHE_BUCKETS`.
+    #[inline(always)]
+    unsafe fn alloc_cached_below(&mut self, size: usize, reach: usize) -> *mut u8 {
         let index = small_bucket(size);
-        if index >= CACHE_BUCKETS {
+        if index >= reach {
             return ptr::null_mut();
         }
+        // SAFETY: caller's contract; lets the compiler drop the bucket mask.
+        unsafe { core::hint::assert_unchecked(index < CACHE_BUCKETS) };
         let ts = bucket_size(index);
         // SAFETY: cached blocks are live used blocks (I3).
         let b = unsafe {

@@ -10,12 +10,10 @@ use libc::{c_char, c_void};
 /// instead of a fatal error when the limit or the storage says no.
 #[inline(always)]
 pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
+    // A routed heap's inline pop always misses (`Heap::set_inline`), so
+    // the routing test waits for the miss: one test fewer on every hit.
     // SAFETY: see `heap_of`.
-    if unsafe { (*h).routed } {
-        return custom::malloc(h, size, fallible);
-    }
-    // SAFETY: see `heap_of`.
-    let p = unsafe { (*heap_of(h)).alloc_cached(size) };
+    let p = unsafe { (*heap_of(h)).alloc_inline(size) };
     if !p.is_null() {
         return p.cast();
     }
@@ -25,7 +23,11 @@ pub(crate) fn emalloc_on(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *
 /// A fastcache miss: out of line, but not cold, as the victim serves most.
 #[inline(never)]
 fn emalloc_missed(h: *mut zend_mm_heap, size: usize, fallible: bool) -> *mut c_void {
-    // SAFETY: see `heap_of`; not routed (checked by the caller).
+    // SAFETY: see `heap_of`.
+    if unsafe { (*h).routed } {
+        return custom::malloc(h, size, fallible);
+    }
+    // SAFETY: see `heap_of`; not routed.
     let p = unsafe { (*heap_of(h)).alloc_missed(size) };
     if !p.is_null() {
         return p.cast();

@@ -62,6 +62,7 @@ impl zend_mm_heap {
         self.routed = !self.custom.is_none()
             || self.observe.counts_cache()
             || !self.heap.locations.is_empty();
+        self.heap.set_inline(!self.routed);
     }
 }
 
