@@ -1304,6 +1304,25 @@ mod tests {
     }
 
     #[test]
+    fn the_inline_pop_misses_while_switched_off_and_the_cache_keeps_its_blocks() {
+        let mut h = started();
+        let a = h.alloc(40).unwrap().as_ptr();
+        // SAFETY: live, freed once; it goes on its cache stack.
+        unsafe { h.free(a) };
+        h.set_inline(false);
+        assert!(h.alloc_inline(40).is_null(), "a routed heap's pop misses");
+        assert_eq!(h.alloc_cached(40), a, "the block stayed cached");
+        // SAFETY: live, freed once.
+        unsafe { h.free(a) };
+        h.set_inline(true);
+        assert_eq!(h.alloc_inline(40), a);
+        assert!(h.alloc_inline(MAX_CACHED_SIZE).is_null(), "an empty stack");
+        // SAFETY: live, freed once.
+        unsafe { h.free(a) };
+        h.shutdown(true, false);
+    }
+
+    #[test]
     fn a_dedicated_segment_resizes_a_spare_and_counts_its_own_size() {
         let mut h = started();
         let seg = h.segment_size();
