@@ -38,7 +38,7 @@ use core::ptr::{self, NonNull};
 /// slower and 6% more resident with 64 MiB here).
 pub(crate) const BIG_HEAP: usize = 128 << 20;
 /// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
-pub(crate) const BIG_SEGMENT: usize = 2 << 20;
+pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 
 /// Large blocks grow in place by whole multiples of this (a page).
 const GROW_QUANTUM: usize = 4096;

@@ -107,10 +107,8 @@ impl SpareSegments {
         while fixed + self.bytes[OTHER] + size > limit {
             self.give_back_oldest(storage, OTHER);
         }
-        let i = regular as usize;
-        // SAFETY: caller's contract; only the header's links are rewritten.
-        unsafe { self.lists[i].push(seg) };
-        self.bytes[i] += size;
+        // SAFETY: caller's contract.
+        unsafe { self.link(regular as usize, seg, size) };
         true
     }
 
@@ -129,6 +127,17 @@ impl SpareSegments {
         // SAFETY: `seg` was found on the list `regular` names.
         unsafe { self.unlink(regular as usize, seg) };
         Some(seg)
+    }
+
+    /// Puts `seg`, of `size` bytes, on list `i` (`unlink`'s inverse).
+    ///
+    /// # Safety
+    /// `seg` is a live segment of `size` bytes in no list, holding no
+    /// block (S1).
+    unsafe fn link(&mut self, i: usize, seg: Segment, size: usize) {
+        // SAFETY: caller's contract; only the header's links are rewritten.
+        unsafe { self.lists[i].push(seg) };
+        self.bytes[i] += size;
     }
 
     /// Takes `seg` off list `i`; returns its size.
@@ -175,8 +184,7 @@ impl SpareSegments {
             self.unlink(OTHER, best);
             let raw = storage.realloc(best.as_ptr(), best_size, size);
             if raw.is_null() {
-                self.lists[OTHER].push(best);
-                self.bytes[OTHER] += best_size;
+                self.link(OTHER, best, best_size);
             }
             raw
         }

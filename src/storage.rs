@@ -87,7 +87,7 @@ fn dev_zero() -> Option<&'static File> {
 const POPULATE_MAX: usize = crate::config::SEGMENT_SIZE;
 
 /// The size and alignment of a transparent huge page on x86-64 and arm64.
-const HUGE_PAGE: usize = 2 << 20;
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// Takes the address out of a fresh mapping; the segment list owns it from
 /// now on and `munmap` releases it.
