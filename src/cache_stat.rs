@@ -355,6 +355,14 @@ mod tests {
         assert_eq!(s.bucket(ib).count, 1);
     }
 
+    /// The table `s` writes for pid 42, heap 0, a line each.
+    fn table_lines(s: &CacheStat) -> Vec<String> {
+        let mut text = Vec::new();
+        s.write_table(42, 0, &mut |b| text.extend_from_slice(b));
+        let text = String::from_utf8(text).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
     #[test]
     fn the_table_is_phps() {
         let mut h = heap();
@@ -363,10 +371,7 @@ mod tests {
         // SAFETY: live block of `h`.
         unsafe { s.free(&mut h, p.as_ptr()) };
         s.alloc(&mut h, 10).unwrap();
-        let mut text = Vec::new();
-        s.write_table(42, 0, &mut |b| text.extend_from_slice(b));
-        let text = String::from_utf8(text).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = table_lines(&s);
         assert_eq!(lines.len(), 2 + NUM_BUCKETS + 2);
         assert_eq!(lines[0], "zendmm cache statistics, pid 42, heap 0");
         assert_eq!(
@@ -398,10 +403,7 @@ mod tests {
             (s.bucket(i).hit, s.bucket(i).miss, s.bucket(i).max_count),
             (1, 1, 1)
         );
-        let mut text = Vec::new();
-        s.write_table(42, 0, &mut |b| text.extend_from_slice(b));
-        let text = String::from_utf8(text).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = table_lines(&s);
         assert_eq!(lines.len(), 2 + i + 1 + 2);
         assert_eq!(
             lines[2 + i],
