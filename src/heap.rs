@@ -440,7 +440,7 @@ impl Heap {
         let regular = seg_size == self.segment_size;
         let raw = match self.spare.take(seg_size, regular) {
             Some(seg) => seg.as_ptr(),
-            None if regular => self.storage.alloc(seg_size),
+            None if regular => self.map_regular(seg_size),
             None => self.map_other(seg_size, keep_rest),
         };
         if raw.is_null() {
@@ -460,6 +460,28 @@ impl Heap {
         }
     }
 
+    /// A mapping for a regular segment of `size` bytes when no regular
+    /// spare is left: the tail of a bigger spare (`carve_regular`), else a
+    /// new one.
+    fn map_regular(&mut self, size: usize) -> *mut u8 {
+        if self.pages_move() {
+            let raw = self.spare.carve_regular(self.storage, size);
+            if !raw.is_null() {
+                return raw;
+            }
+        }
+        self.storage.alloc(size)
+    }
+
+    /// May pages of spare segments serve other segments (`spare.rs`: lent,
+    /// split, carved)? Where the storage takes any page-aligned part of a
+    /// mapping as one (mmap's); not under valgrind or ASan, which keep
+    /// spares protected; not in a big heap, whose huge pages they would
+    /// split.
+    fn pages_move(&self) -> bool {
+        self.storage.splits() && !crate::tool::active() && self.acct.real_size < BIG_HEAP
+    }
+
     /// A mapping of `size` bytes for a segment of other than the regular
     /// size: a dedicated one resizes a spare of another size when there is
     /// one (`SpareSegments::take_resized`; not under valgrind or ASan,
@@ -467,7 +489,10 @@ impl Heap {
     /// a new mapping takes the place of spares beyond the budget.
     fn map_other(&mut self, size: usize, dedicated: bool) -> *mut u8 {
         if dedicated && !crate::tool::active() {
-            let raw = self.spare.take_resized(self.storage, size);
+            let split = self.pages_move();
+            let raw = self
+                .spare
+                .take_resized(self.storage, size, self.segment_size, split);
             if !raw.is_null() {
                 return raw;
             }
@@ -979,6 +1004,14 @@ impl Heap {
                 });
             }
             self.acct.add_real(new - old);
+            // A block grown by a little (appends to a string) will fill
+            // the part `mremap` added: resident pages of regular spares
+            // take its place. One that doubles (a hash table) may not.
+            if !huge && ts - orig < self.segment_size / 4 && self.pages_move() {
+                let size = self.segment_size;
+                self.spare
+                    .lend_regular(self.storage, raw.add(old), new - old, size);
+            }
             if huge {
                 let (seg, b) = Segment::format_huge(raw, new, ts);
                 self.huge.push(seg);
@@ -1347,6 +1380,56 @@ mod tests {
         }
         let c = h.alloc(seg + 1000).unwrap().as_ptr();
         assert_eq!(h.usage(true), base + 2 * seg, "shrunk to the new size");
+        // SAFETY: live, freed once.
+        unsafe { h.free(c) };
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
+    }
+
+    #[test]
+    fn a_string_grown_by_appends_takes_regular_spares_and_gives_them_back() {
+        let mut h = started();
+        let seg = h.segment_size();
+        // Two blocks filling a regular segment each; one freed: a spare.
+        let n = seg - 4096;
+        let a = h.alloc(n).unwrap().as_ptr();
+        let b = h.alloc(n).unwrap().as_ptr();
+        let base = h.usage(true);
+        // SAFETY: `a` has `n` bytes; `b` is live, freed once.
+        unsafe {
+            a.write_bytes(0x61, n);
+            h.free(b);
+        }
+        assert!(h.spare.has(seg, true), "a regular spare");
+        // An append past the segment's end: `mremap` adds a segment, and
+        // the spare's pages take its place.
+        // SAFETY: `a` is live; each result has the size asked for.
+        let a = unsafe { h.realloc(a, n + 6000).unwrap().as_ptr() };
+        // Before Linux 6.17 the storage declines (`moves_whole`).
+        let lent = crate::storage::moves_whole();
+        assert_eq!(h.spare.count(), !lent as usize, "the spare was lent");
+        assert_eq!(h.usage(true), base, "the segment grew by the spare's size");
+        // The segment now spans two kernel mappings; it still grows (moved
+        // whole, or copied), keeping every byte.
+        // SAFETY: as above.
+        let a = unsafe {
+            a.add(n).write_bytes(0x62, 6000);
+            let a = h.realloc(a, 3 * seg).unwrap().as_ptr();
+            let got = (*a, *a.add(n - 1), *a.add(n), *a.add(n + 5999));
+            assert_eq!(got, (0x61, 0x61, 0x62, 0x62));
+            a.write_bytes(0x63, 3 * seg);
+            h.free(a);
+            a
+        };
+        // Freed, it is a spare of another size, all resident: a regular
+        // segment is cut from it rather than mapped.
+        let c = h.alloc(n).unwrap().as_ptr();
+        let cut = c as usize;
+        let old = (a as usize - 4096)..(a as usize + 4 * seg);
+        assert!(
+            !lent || old.contains(&cut),
+            "the new segment lies in the old one"
+        );
         // SAFETY: live, freed once.
         unsafe { h.free(c) };
         assert!(h.check().is_empty(), "{:?}", h.check());

@@ -34,12 +34,23 @@
 //!   the likeliest it maps again (`bench` frees and maps a 512 KiB
 //!   dedicated segment 30 times in a row while a 2.75 MiB and a 1.5 MiB
 //!   spare fill the budget).
+//! - S5: with a storage whose mappings split at any page (mmap's), a
+//!   spare is any page-aligned part of a mapping: resident pages move
+//!   between segments instead of fresh ones faulting in (a fault costs
+//!   1.6-2.1 us a page here, moving a page about 0.11 us). A segment that
+//!   `mremap` grows for a block grown by a little (appends to a string)
+//!   receives regular spares whole (`lend_regular`); a spare resized
+//!   smaller keeps its tail as a spare instead of unmapping it
+//!   (`take_resized`); a regular segment with no regular spare left is cut
+//!   from the end of another spare that has most of its pages resident
+//!   (`carve_regular`). On `bench` this took the minor faults from 1,222
+//!   to 937 and the RSS added from 3.2 to 2.7 MiB.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
 
 use crate::segment::{Segment, SegmentList};
-use crate::storage::Storage;
+use crate::storage::{Storage, PAGE};
 
 /// Bytes of emptied segments a heap keeps (a ZendMM 8 chunk's worth).
 pub const SPARE_BYTES: usize = 2 << 20;
@@ -159,7 +170,13 @@ impl SpareSegments {
     /// spare chosen shares the most bytes with the new size, the smaller
     /// on a tie: its resident pages serve again instead of fresh ones
     /// faulting in (`mremap` keeps them; shrinking gives the tail back).
-    pub fn take_resized(&mut self, storage: &dyn Storage, size: usize) -> *mut u8 {
+    pub fn take_resized(
+        &mut self,
+        storage: &dyn Storage,
+        size: usize,
+        regular_size: usize,
+        split: bool,
+    ) -> *mut u8 {
         let mut best = Segment::NULL;
         let (mut best_shared, mut best_size) = (0, usize::MAX);
         let mut seg = self.lists[OTHER].head();
@@ -177,9 +194,20 @@ impl SpareSegments {
         if best.is_null() {
             return core::ptr::null_mut();
         }
+        // With `split`, a bigger spare keeps its tail as a spare of its own
+        // instead of unmapping it: its resident pages may serve regular
+        // segments (`carve_regular`).
+        if best_size > size && split {
+            // SAFETY: `best` was found on the list; unlinked, it is a
+            // mapping of `best_size` bytes that nothing points into (S1).
+            unsafe {
+                self.unlink(OTHER, best);
+                self.file_part(best.as_ptr().add(size), best_size - size, regular_size);
+            }
+            return best.as_ptr();
+        }
         // On failure the old mapping stays, and stays a spare.
-        // SAFETY: `best` was found on the list; unlinked, it is a mapping of
-        // `best_size` bytes from `storage` that nothing points into (S1).
+        // SAFETY: as above, and the storage made it.
         unsafe {
             self.unlink(OTHER, best);
             let raw = storage.realloc(best.as_ptr(), best_size, size);
@@ -187,6 +215,100 @@ impl SpareSegments {
                 self.link(OTHER, best, best_size);
             }
             raw
+        }
+    }
+
+    /// Moves regular spares (`size` bytes each, the heap's regular segment
+    /// size) whole into the `len` bytes at `dst`, the part `mremap` just
+    /// added to a growing segment, the latest kept first, while they fit.
+    /// Their pages were populated when mapped and are still resident, so
+    /// the growth takes them instead of faulting fresh ones in: moving a
+    /// page costs about a tenth of faulting one. Returns the bytes moved.
+    ///
+    /// # Safety
+    /// `dst..dst + len` lies in a mapping of `storage` that nothing there
+    /// is needed from.
+    pub unsafe fn lend_regular(
+        &mut self,
+        storage: &dyn Storage,
+        dst: *mut u8,
+        len: usize,
+        size: usize,
+    ) -> usize {
+        let mut done = 0;
+        while len - done >= size {
+            let seg = self.lists[REGULAR].head();
+            if seg.is_null() {
+                break;
+            }
+            // SAFETY: a listed regular spare, unlinked: a whole mapping of
+            // `size` bytes nothing points into (S1); `dst` is the caller's.
+            unsafe {
+                self.unlink(REGULAR, seg);
+                if !storage.move_pages(seg.as_ptr(), size, dst.add(done)) {
+                    self.link(REGULAR, seg, size);
+                    break;
+                }
+            }
+            done += size;
+        }
+        done
+    }
+
+    /// A regular segment of `size` bytes cut from the head or the tail of
+    /// a bigger spare of another size, whichever end of which spare has the
+    /// most resident pages (at least half); or null. Regular spares may
+    /// have been lent to a growing segment (`lend_regular`), which came
+    /// back as a spare of another size, or a spare may have been split
+    /// (`take_resized`): their pages serve regular segments again without
+    /// a system call instead of faulting in fresh ones. Only for a storage
+    /// that `splits`.
+    pub fn carve_regular(&mut self, storage: &dyn Storage, size: usize) -> *mut u8 {
+        let (mut best, mut from_head, mut most) = (Segment::NULL, false, size / PAGE / 2);
+        let mut seg = self.lists[OTHER].head();
+        // SAFETY: listed spares are live mappings of their size (S3).
+        unsafe {
+            while !seg.is_null() {
+                let s = seg.size();
+                if s > size {
+                    let head = storage.resident_pages(seg.as_ptr(), size);
+                    let tail = storage.resident_pages(seg.as_ptr().add(s - size), size);
+                    if head.max(tail) > most {
+                        (best, from_head, most) = (seg, head >= tail, head.max(tail));
+                    }
+                }
+                seg = seg.next();
+            }
+        }
+        if best.is_null() {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: `best` is listed; unlinked, nothing points into it (S1),
+        // and the storage takes each page-aligned part as a mapping.
+        unsafe {
+            let s = self.unlink(OTHER, best);
+            let raw = best.as_ptr();
+            if from_head {
+                self.file_part(raw.add(size), s - size, size);
+                raw
+            } else {
+                self.file_part(raw, s - size, size);
+                raw.add(s - size)
+            }
+        }
+    }
+
+    /// Keeps `len` bytes at `raw`, a part of a spare that was split, as a
+    /// spare of its own (a regular one when `len` is `regular_size`).
+    ///
+    /// # Safety
+    /// `raw..raw + len` is a page-aligned part of a mapping of a storage
+    /// that splits, in no list, that nothing points into.
+    unsafe fn file_part(&mut self, raw: *mut u8, len: usize, regular_size: usize) {
+        // SAFETY: caller's contract; the header is written afresh.
+        unsafe {
+            let (seg, _) = Segment::format(raw, len);
+            self.link((len == regular_size) as usize, seg, len);
         }
     }
 
@@ -409,9 +531,128 @@ mod tests {
     }
 
     #[test]
+    fn regular_spares_lend_their_pages_whole_while_they_fit() {
+        use crate::storage::MmapAnon;
+        let mut spare = SpareSegments::new();
+        let fresh = |n| {
+            let raw = MmapAnon.alloc(n);
+            assert!(!raw.is_null());
+            // SAFETY: `n` fresh bytes from the storage.
+            unsafe { Segment::format(raw, n).0 }
+        };
+        // SAFETY: fresh segments in no list, holding no used block.
+        unsafe {
+            assert!(spare.keep(&MmapAnon, fresh(SEG), true, 0));
+            assert!(spare.keep(&MmapAnon, fresh(SEG), true, 0));
+            assert!(spare.keep(&MmapAnon, fresh(2 * SEG), false, 0));
+        }
+        let dst = MmapAnon.alloc(4 * SEG);
+        // SAFETY: `dst` is a fresh mapping of 4 segments; only its last
+        // 2.5 are lent to, and the first byte of each lent page stays.
+        unsafe {
+            let got = spare.lend_regular(&MmapAnon, dst.add(SEG), 2 * SEG + SEG / 2, SEG);
+            if !crate::storage::moves_whole() {
+                // An older kernel: `move_pages` declines, nothing is lent.
+                assert_eq!((got, spare.count()), (0, 3));
+                MmapAnon.free(dst, 4 * SEG);
+                spare.release(&MmapAnon);
+                return;
+            }
+            assert_eq!(got, 2 * SEG, "whole spares only, while they fit");
+            assert_eq!((spare.count(), spare.total()), (1, 2 * SEG));
+            assert!(!spare.has(SEG, true), "no regular spare is left");
+            // A lent spare's header came along: its size is still there.
+            assert_eq!(Segment::from_raw(dst.add(SEG)).size(), SEG);
+            dst.add(4 * SEG - 1).write(1);
+            MmapAnon.free(dst, 4 * SEG);
+        }
+        spare.release(&MmapAnon);
+        // Malloc cannot move pages: the spare stays where it was.
+        let mut spare = SpareSegments::new();
+        // SAFETY: a fresh segment in no list, holding no used block.
+        unsafe { assert!(spare.keep(&Malloc, segment(SEG), true, 0)) };
+        let mut buf = vec![0u8; 2 * SEG];
+        // SAFETY: `buf` is ours, and malloc moves nothing.
+        let lent = unsafe { spare.lend_regular(&Malloc, buf.as_mut_ptr(), 2 * SEG, SEG) };
+        assert_eq!(lent, 0);
+        assert_eq!(spare.count(), 1);
+        spare.release(&Malloc);
+    }
+
+    #[test]
+    fn a_regular_segment_is_cut_from_the_resident_end_of_another_spare() {
+        use crate::storage::MmapAnon;
+        let mut spare = SpareSegments::new();
+        // Bigger than `POPULATE_MAX`: only the pages written are resident.
+        let raw = MmapAnon.alloc(4 * SEG);
+        assert!(!raw.is_null());
+        // SAFETY: a fresh mapping of 4 segments, formatted as one spare; its
+        // last segment's pages are all written, the middle ones never.
+        let tail = unsafe {
+            let seg = Segment::format(raw, 4 * SEG).0;
+            raw.add(3 * SEG).write_bytes(7, SEG);
+            assert!(spare.keep(&MmapAnon, seg, false, 0));
+            raw.add(3 * SEG)
+        };
+        assert_eq!(spare.carve_regular(&MmapAnon, SEG), tail, "the tail");
+        assert_eq!((spare.count(), spare.total()), (1, 3 * SEG));
+        // SAFETY: the spare left keeps the head, re-formatted to its size.
+        unsafe { assert_eq!(Segment::from_raw(raw).size(), 3 * SEG) };
+        // The head has its header page resident, the tail nothing: too few.
+        assert!(spare.carve_regular(&MmapAnon, SEG).is_null());
+        // SAFETY: the head's first segment written past the spare's header
+        // page: now it is cut from the head.
+        unsafe { raw.add(PAGE).write_bytes(9, SEG - PAGE) };
+        assert_eq!(spare.carve_regular(&MmapAnon, SEG), raw, "the head");
+        assert_eq!((spare.count(), spare.total()), (1, 2 * SEG));
+        // SAFETY: the parts cut are the caller's to give back.
+        unsafe {
+            assert_eq!(Segment::from_raw(raw.add(SEG)).size(), 2 * SEG);
+            MmapAnon.free(raw, SEG);
+            MmapAnon.free(tail, SEG);
+        }
+        // Exactly one regular size left over goes to the regular list.
+        let raw = MmapAnon.alloc(2 * SEG);
+        // SAFETY: a fresh mapping of 2 segments, written whole before its
+        // header is.
+        unsafe {
+            raw.write_bytes(1, 2 * SEG);
+            spare.release(&MmapAnon);
+            assert!(spare.keep(&MmapAnon, Segment::format(raw, 2 * SEG).0, false, 0));
+        }
+        assert_eq!(
+            spare.carve_regular(&MmapAnon, SEG),
+            raw,
+            "ties take the head"
+        );
+        assert!(spare.has(SEG, true));
+        // SAFETY: the part cut is the caller's.
+        unsafe { MmapAnon.free(raw, SEG) };
+        spare.release(&MmapAnon);
+    }
+
+    #[test]
+    fn a_spare_resized_smaller_keeps_its_tail_when_the_storage_splits() {
+        use crate::storage::MmapAnon;
+        let mut spare = SpareSegments::new();
+        let raw = MmapAnon.alloc(5 * SEG);
+        // SAFETY: a fresh mapping formatted as one spare.
+        unsafe { assert!(spare.keep(&MmapAnon, Segment::format(raw, 5 * SEG).0, false, 0)) };
+        assert_eq!(spare.take_resized(&MmapAnon, 4 * SEG, SEG, true), raw);
+        assert!(spare.has(SEG, true), "the tail is a regular spare");
+        assert_eq!((spare.count(), spare.total()), (1, SEG));
+        // SAFETY: the front four segments are the caller's.
+        unsafe { MmapAnon.free(raw, 4 * SEG) };
+        spare.release(&MmapAnon);
+    }
+
+    #[test]
     fn take_resized_reuses_the_spare_sharing_the_most_bytes() {
         let mut spare = SpareSegments::new();
-        assert!(spare.take_resized(&Malloc, 2 * SEG).is_null(), "none kept");
+        assert!(
+            spare.take_resized(&Malloc, 2 * SEG, SEG, false).is_null(),
+            "none kept"
+        );
         // SAFETY: fresh segments in no list, holding no used block.
         unsafe {
             assert!(spare.keep(&Malloc, segment(2 * SEG), false, 0));
@@ -419,7 +660,7 @@ mod tests {
             assert!(spare.keep(&Malloc, segment(SEG), true, 0));
         }
         // 768 KiB: the 1.25 MiB spare shares all of it, the 512 KiB one less.
-        let raw = spare.take_resized(&Malloc, 3 * SEG);
+        let raw = spare.take_resized(&Malloc, 3 * SEG, SEG, false);
         assert!(!raw.is_null());
         // SAFETY: a mapping of 768 KiB, whose header still names the size
         // it had as a spare (only formatting rewrites it).
@@ -429,13 +670,13 @@ mod tests {
         }
         assert_eq!((spare.count(), spare.total()), (2, 3 * SEG));
         // 1 MiB: the 512 KiB spare, grown; regular spares are never taken.
-        let raw = spare.take_resized(&Malloc, 4 * SEG);
+        let raw = spare.take_resized(&Malloc, 4 * SEG, SEG, false);
         // SAFETY: as above.
         unsafe {
             assert_eq!(Segment::from_raw(raw).size(), 2 * SEG);
             Malloc.free(raw, 4 * SEG);
         }
-        assert!(spare.take_resized(&Malloc, 4 * SEG).is_null());
+        assert!(spare.take_resized(&Malloc, 4 * SEG, SEG, false).is_null());
         assert_eq!((spare.count(), spare.total()), (1, SEG));
         spare.release(&Malloc);
     }

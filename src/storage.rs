@@ -40,6 +40,36 @@ pub unsafe trait Storage: Sync {
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
         self.alloc(size)
     }
+
+    /// Moves the `len` bytes of pages at `from` to `to` without copying,
+    /// replacing the pages there; resident pages stay resident. False when
+    /// the storage cannot (malloc's), with nothing changed. A mapping that
+    /// received pages so spans several kernel mappings; `realloc` still
+    /// grows it (by moving it whole to a new mapping when `mremap` cannot).
+    ///
+    /// # Safety
+    /// `from` is a whole mapping of `len` bytes from this storage that
+    /// nothing points into (it is gone afterwards); `to..to + len` lies in
+    /// a mapping of this storage, and nothing there is needed.
+    unsafe fn move_pages(&self, _from: *mut u8, _len: usize, _to: *mut u8) -> bool {
+        false
+    }
+
+    /// Do `free` and `realloc` take any page-aligned part of a mapping as
+    /// a mapping of its own (as `munmap` and `mremap` do)? Then a spare
+    /// segment's tail can become a segment without a system call.
+    fn splits(&self) -> bool {
+        false
+    }
+
+    /// How many of the pages of `len` bytes at `p` are resident (0 when
+    /// the storage cannot tell).
+    ///
+    /// # Safety
+    /// `p..p + len` lies in a mapping of this storage; `p` is page-aligned.
+    unsafe fn resident_pages(&self, _p: *mut u8, _len: usize) -> usize {
+        0
+    }
 }
 
 /// libc malloc: PHP 5.3's default backend (zendmm's is `mmap_anon`).
@@ -107,11 +137,94 @@ fn leak_map(map: std::io::Result<memmap2::MmapMut>) -> *mut u8 {
 unsafe fn mremap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     // SAFETY: caller's contract; MAYMOVE keeps the old mapping on failure.
     let q = unsafe { libc::mremap(p.cast(), old, new, libc::MREMAP_MAYMOVE) };
-    if q == libc::MAP_FAILED {
-        core::ptr::null_mut()
-    } else {
-        q.cast()
+    if q != libc::MAP_FAILED {
+        return q.cast();
     }
+    if new <= old {
+        return core::ptr::null_mut();
+    }
+    // `mremap` grows one kernel mapping only; a segment that received
+    // pages (`move_pages`) spans several. Map anew and move it there
+    // whole (Linux 6.17 and later), or copy it.
+    let fresh = leak_map(memmap2::MmapOptions::new().len(new).map_anon());
+    if !fresh.is_null() {
+        // SAFETY: `fresh` is a new mapping of `new > old` bytes; the old
+        // one is moved or copied into its front, then gone.
+        unsafe {
+            if !move_mapping(p, old, fresh) {
+                core::ptr::copy_nonoverlapping(p, fresh, old);
+                munmap(p, old);
+            }
+        }
+    }
+    fresh
+}
+
+/// # Safety
+/// As [`Storage::resident_pages`], for the mmap backends.
+unsafe fn resident_pages(p: *mut u8, len: usize) -> usize {
+    const CHUNK: usize = 256;
+    let mut vec = [0u8; CHUNK];
+    let (mut n, mut off) = (0, 0);
+    while off < len {
+        let part = (len - off).min(CHUNK * PAGE);
+        // SAFETY: caller's contract; `vec` holds a byte per page of `part`.
+        if unsafe { libc::mincore(p.add(off).cast(), part, vec.as_mut_ptr()) } != 0 {
+            return 0;
+        }
+        n += vec[..part.div_ceil(PAGE)]
+            .iter()
+            .filter(|&&b| b & 1 != 0)
+            .count();
+        off += part;
+    }
+    n
+}
+
+/// The page size the mmap backends' segment sizes are multiples of.
+pub(crate) const PAGE: usize = 4096;
+
+/// Does the kernel move a range spanning several mappings in one
+/// `mremap` (Linux 6.17 and later)? Without that, a segment that received
+/// pages would be copied each time it grows, so `move_pages` declines.
+/// Probed once: a page moved next to another mapping's, then both moved.
+pub(crate) fn moves_whole() -> bool {
+    static MOVES: OnceLock<bool> = OnceLock::new();
+    *MOVES.get_or_init(|| {
+        let map = |n| leak_map(memmap2::MmapOptions::new().len(n * PAGE).map_anon());
+        let (a, b, c) = (map(2), map(1), map(2));
+        if a.is_null() || b.is_null() || c.is_null() {
+            return false;
+        }
+        // `b` moves over `a`'s second page, then `a` (two kernel mappings
+        // now) over `c`; every page left mapped is unmapped.
+        // SAFETY: three fresh mappings of our own, nothing else in them.
+        unsafe {
+            a.write(1);
+            b.write(2);
+            if !move_mapping(b, PAGE, a.add(PAGE)) {
+                munmap(b, PAGE);
+                munmap(a, 2 * PAGE);
+                munmap(c, 2 * PAGE);
+                return false;
+            }
+            let moved = move_mapping(a, 2 * PAGE, c);
+            let ok = moved && (c.read(), c.add(PAGE).read()) == (1, 2);
+            if !moved {
+                munmap(a, 2 * PAGE);
+            }
+            munmap(c, 2 * PAGE);
+            ok
+        }
+    })
+}
+
+/// # Safety
+/// As [`Storage::move_pages`], for the mmap backends.
+unsafe fn move_mapping(from: *mut u8, len: usize, to: *mut u8) -> bool {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+    // SAFETY: caller's contract; on failure nothing has moved.
+    unsafe { libc::mremap(from.cast(), len, len, flags, to) != libc::MAP_FAILED }
 }
 
 /// # Safety
@@ -141,6 +254,17 @@ unsafe impl Storage for MmapAnon {
     unsafe fn free(&self, p: *mut u8, size: usize) {
         // SAFETY: caller's contract.
         unsafe { munmap(p, size) }
+    }
+    unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
+        // SAFETY: caller's contract.
+        moves_whole() && unsafe { move_mapping(from, len, to) }
+    }
+    fn splits(&self) -> bool {
+        true
+    }
+    unsafe fn resident_pages(&self, p: *mut u8, len: usize) -> usize {
+        // SAFETY: caller's contract.
+        unsafe { resident_pages(p, len) }
     }
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
         // A huge page covers an aligned 2 MiB: map 2 MiB more, then give
@@ -186,6 +310,17 @@ unsafe impl Storage for MmapZero {
         // SAFETY: caller's contract.
         unsafe { munmap(p, size) }
     }
+    unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
+        // SAFETY: caller's contract.
+        moves_whole() && unsafe { move_mapping(from, len, to) }
+    }
+    fn splits(&self) -> bool {
+        true
+    }
+    unsafe fn resident_pages(&self, p: *mut u8, len: usize) -> usize {
+        // SAFETY: caller's contract.
+        unsafe { resident_pages(p, len) }
+    }
 }
 
 /// The backends `ZEND_MM_MEM_TYPE` can name, in PHP 5.3's order (its
@@ -214,6 +349,50 @@ mod tests {
                 assert_eq!(*q.add((1 << 16) - 1), 0xAB);
                 s.free(q, 1 << 20);
             }
+        }
+    }
+
+    #[test]
+    fn moved_pages_keep_their_bytes_and_the_receiver_still_grows() {
+        const N: usize = 1 << 16;
+        for s in [&MmapAnon as &dyn Storage, &MmapZero] {
+            let p = s.alloc(2 * N);
+            let d = s.alloc(N);
+            assert!(!p.is_null() && !d.is_null(), "{}", s.name());
+            // SAFETY: fresh mappings; `d` is moved whole into `p`'s tail,
+            // whose bytes are not needed, and is not touched afterwards.
+            unsafe {
+                p.write_bytes(0x11, N);
+                d.write_bytes(0x22, N);
+                if !moves_whole() {
+                    // An older kernel: nothing moves, nothing changes.
+                    assert!(!s.move_pages(d, N, p.add(N)), "{}", s.name());
+                    assert_eq!(*p.add(N), 0);
+                    s.free(p, 2 * N);
+                    s.free(d, N);
+                    continue;
+                }
+                assert!(s.move_pages(d, N, p.add(N)), "{}", s.name());
+                assert_eq!(
+                    (*p.add(N - 1), *p.add(N), *p.add(2 * N - 1)),
+                    (0x11, 0x22, 0x22)
+                );
+                // Two kernel mappings now: growing still keeps every byte.
+                let q = s.realloc(p, 2 * N, 8 * N);
+                assert!(!q.is_null(), "{}", s.name());
+                assert_eq!((*q, *q.add(N), *q.add(2 * N - 1)), (0x11, 0x22, 0x22));
+                q.add(8 * N - 1).write(0x33);
+                let r = s.realloc(q, 8 * N, N);
+                assert_eq!(*r.add(N - 1), 0x11);
+                s.free(r, N);
+            }
+        }
+        let (a, b) = (Malloc.alloc(64), Malloc.alloc(64));
+        // SAFETY: malloc cannot move pages: nothing changes; both freed once.
+        unsafe {
+            assert!(!Malloc.move_pages(a, 64, b));
+            Malloc.free(a, 64);
+            Malloc.free(b, 64);
         }
     }
 
