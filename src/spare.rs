@@ -169,7 +169,8 @@ impl SpareSegments {
     /// (for a dedicated segment no spare has the size of), or null. The
     /// spare chosen shares the most bytes with the new size, the smaller
     /// on a tie: its resident pages serve again instead of fresh ones
-    /// faulting in (`mremap` keeps them; shrinking gives the tail back).
+    /// faulting in (`mremap` keeps them; shrinking gives the tail back,
+    /// unless `split` keeps it as a spare).
     pub fn take_resized(
         &mut self,
         storage: &dyn Storage,
@@ -221,9 +222,10 @@ impl SpareSegments {
     /// Moves regular spares (`size` bytes each, the heap's regular segment
     /// size) whole into the `len` bytes at `dst`, the part `mremap` just
     /// added to a growing segment, the latest kept first, while they fit.
-    /// Their pages were populated when mapped and are still resident, so
-    /// the growth takes them instead of faulting fresh ones in: moving a
-    /// page costs about a tenth of faulting one. Returns the bytes moved.
+    /// Their pages were populated when mapped (unless cut from another
+    /// spare) and are still resident, so the growth takes them instead of
+    /// faulting fresh ones in: moving a page costs about a tenth of
+    /// faulting one. Returns the bytes moved.
     ///
     /// # Safety
     /// `dst..dst + len` lies in a mapping of `storage` that nothing there
