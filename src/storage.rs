@@ -234,6 +234,32 @@ unsafe fn munmap(p: *mut u8, size: usize) {
     unsafe { libc::munmap(p.cast(), size) };
 }
 
+/// What the mmap backends share: `mremap` resizes, `munmap` frees any
+/// page-aligned part, pages move with `mremap(MREMAP_FIXED)`.
+macro_rules! mmap_methods {
+    () => {
+        unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
+            // SAFETY: caller's contract.
+            unsafe { mremap(p, old, new) }
+        }
+        unsafe fn free(&self, p: *mut u8, size: usize) {
+            // SAFETY: caller's contract.
+            unsafe { munmap(p, size) }
+        }
+        unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
+            // SAFETY: caller's contract.
+            moves_whole() && unsafe { move_mapping(from, len, to) }
+        }
+        fn splits(&self) -> bool {
+            true
+        }
+        unsafe fn resident_pages(&self, p: *mut u8, len: usize) -> usize {
+            // SAFETY: caller's contract.
+            unsafe { resident_pages(p, len) }
+        }
+    };
+}
+
 // SAFETY: mappings are page-aligned and independent of any heap.
 unsafe impl Storage for MmapAnon {
     fn name(&self) -> &'static str {
@@ -247,25 +273,7 @@ unsafe impl Storage for MmapAnon {
         }
         leak_map(o.map_anon())
     }
-    unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
-        // SAFETY: caller's contract.
-        unsafe { mremap(p, old, new) }
-    }
-    unsafe fn free(&self, p: *mut u8, size: usize) {
-        // SAFETY: caller's contract.
-        unsafe { munmap(p, size) }
-    }
-    unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
-        // SAFETY: caller's contract.
-        moves_whole() && unsafe { move_mapping(from, len, to) }
-    }
-    fn splits(&self) -> bool {
-        true
-    }
-    unsafe fn resident_pages(&self, p: *mut u8, len: usize) -> usize {
-        // SAFETY: caller's contract.
-        unsafe { resident_pages(p, len) }
-    }
+    mmap_methods!();
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
         // A huge page covers an aligned 2 MiB: map 2 MiB more, then give
         // back the unaligned head and the tail.
@@ -302,25 +310,7 @@ unsafe impl Storage for MmapZero {
             None => core::ptr::null_mut(),
         }
     }
-    unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
-        // SAFETY: caller's contract.
-        unsafe { mremap(p, old, new) }
-    }
-    unsafe fn free(&self, p: *mut u8, size: usize) {
-        // SAFETY: caller's contract.
-        unsafe { munmap(p, size) }
-    }
-    unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
-        // SAFETY: caller's contract.
-        moves_whole() && unsafe { move_mapping(from, len, to) }
-    }
-    fn splits(&self) -> bool {
-        true
-    }
-    unsafe fn resident_pages(&self, p: *mut u8, len: usize) -> usize {
-        // SAFETY: caller's contract.
-        unsafe { resident_pages(p, len) }
-    }
+    mmap_methods!();
 }
 
 /// The backends `ZEND_MM_MEM_TYPE` can name, in PHP 5.3's order (its
