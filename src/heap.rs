@@ -438,7 +438,8 @@ impl Heap {
         let (seg_size, keep_rest) = self.new_segment_size(ts);
         self.room_for(seg_size)?;
         let regular = seg_size == self.segment_size;
-        let raw = match self.spare.take(seg_size, regular) {
+        let resident = self.pages_move().then_some(self.storage);
+        let raw = match self.spare.take(seg_size, regular, resident) {
             Some(seg) => seg.as_ptr(),
             None if regular => self.map_regular(seg_size),
             None => self.map_other(seg_size, keep_rest),
