@@ -438,11 +438,14 @@ impl Heap {
         let (seg_size, keep_rest) = self.new_segment_size(ts);
         self.room_for(seg_size)?;
         let regular = seg_size == self.segment_size;
-        let resident = self.pages_move().then_some(self.storage);
-        let raw = match self.spare.take(seg_size, regular, resident) {
+        let moves = self.pages_move();
+        let raw = match self
+            .spare
+            .take(seg_size, regular, moves.then_some(self.storage))
+        {
             Some(seg) => seg.as_ptr(),
-            None if regular => self.map_regular(seg_size),
-            None => self.map_other(seg_size, keep_rest),
+            None if regular => self.map_regular(seg_size, moves),
+            None => self.map_other(seg_size, keep_rest, moves),
         };
         if raw.is_null() {
             return Err(MemError::OutOfMemory {
@@ -462,10 +465,10 @@ impl Heap {
     }
 
     /// A mapping for a regular segment of `size` bytes when no regular
-    /// spare is left: the tail of a bigger spare (`carve_regular`), else a
-    /// new one.
-    fn map_regular(&mut self, size: usize) -> *mut u8 {
-        if self.pages_move() {
+    /// spare is left: with `moves` (`pages_move`), a part of a bigger spare
+    /// (`carve_regular`), else a new one.
+    fn map_regular(&mut self, size: usize, moves: bool) -> *mut u8 {
+        if moves {
             let raw = self.spare.carve_regular(self.storage, size);
             if !raw.is_null() {
                 return raw;
@@ -487,13 +490,13 @@ impl Heap {
     /// size: a dedicated one resizes a spare of another size when there is
     /// one (`SpareSegments::take_resized`; not under valgrind or ASan,
     /// which keep spare segments protected), a big one asks for huge pages;
-    /// a new mapping takes the place of spares beyond the budget.
-    fn map_other(&mut self, size: usize, dedicated: bool) -> *mut u8 {
+    /// a new mapping takes the place of spares beyond the budget. With
+    /// `moves` (`pages_move`) a spare resized smaller keeps its tail.
+    fn map_other(&mut self, size: usize, dedicated: bool, moves: bool) -> *mut u8 {
         if dedicated && !crate::tool::active() {
-            let split = self.pages_move();
             let raw = self
                 .spare
-                .take_resized(self.storage, size, self.segment_size, split);
+                .take_resized(self.storage, size, self.segment_size, moves);
             if !raw.is_null() {
                 return raw;
             }

@@ -55,6 +55,12 @@
 use crate::segment::{Segment, SegmentList};
 use crate::storage::{Storage, PAGE};
 
+/// Are `resident` pages at least half of `len` bytes? The one rule for a
+/// part of a spare to serve as a regular segment (S5).
+fn mostly_resident(resident: usize, len: usize) -> bool {
+    2 * resident >= len / PAGE
+}
+
 /// Bytes of emptied segments a heap keeps (a ZendMM 8 chunk's worth).
 pub const SPARE_BYTES: usize = 2 << 20;
 
@@ -285,7 +291,7 @@ impl SpareSegments {
     /// a system call instead of faulting in fresh ones. What is left on
     /// either side stays a spare. Only for a storage that `splits`.
     pub fn carve_regular(&mut self, storage: &dyn Storage, size: usize) -> *mut u8 {
-        let (mut best, mut at, mut most) = (Segment::NULL, 0, size / PAGE / 2);
+        let (mut best, mut at, mut most) = (Segment::NULL, 0, 0);
         let mut seg = self.lists[OTHER].head();
         // SAFETY: listed spares are live mappings of their size (S3).
         unsafe {
@@ -294,7 +300,7 @@ impl SpareSegments {
                 if s >= size {
                     for off in (0..=s - size).step_by(size) {
                         let r = storage.resident_pages(seg.as_ptr().add(off), size);
-                        if r > most {
+                        if r > most && mostly_resident(r, size) {
                             (best, at, most) = (seg, off, r);
                         }
                     }
@@ -337,7 +343,8 @@ impl SpareSegments {
     ) {
         // SAFETY: caller's contract; the header is written afresh.
         unsafe {
-            let regular = len == regular_size && storage.resident_pages(raw, len) >= len / PAGE / 2;
+            let regular =
+                len == regular_size && mostly_resident(storage.resident_pages(raw, len), len);
             let (seg, _) = Segment::format(raw, len);
             self.link(regular as usize, seg, len);
         }
