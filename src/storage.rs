@@ -132,6 +132,11 @@ fn leak_map(map: std::io::Result<memmap2::MmapMut>) -> *mut u8 {
     }
 }
 
+/// A fresh private anonymous mapping of `len` bytes, or null.
+fn map_anon(len: usize) -> *mut u8 {
+    leak_map(memmap2::MmapOptions::new().len(len).map_anon())
+}
+
 /// # Safety
 /// `p` is a mapping of `old` bytes made by one of the mmap backends.
 unsafe fn mremap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
@@ -146,7 +151,7 @@ unsafe fn mremap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     // `mremap` grows one kernel mapping only; a segment that received
     // pages (`move_pages`) spans several. Map anew and move it there
     // whole (Linux 6.17 and later), or copy it.
-    let fresh = leak_map(memmap2::MmapOptions::new().len(new).map_anon());
+    let fresh = map_anon(new);
     if !fresh.is_null() {
         // SAFETY: `fresh` is a new mapping of `new > old` bytes; the old
         // one is moved or copied into its front, then gone.
@@ -191,9 +196,14 @@ pub(crate) const PAGE: usize = 4096;
 pub(crate) fn moves_whole() -> bool {
     static MOVES: OnceLock<bool> = OnceLock::new();
     *MOVES.get_or_init(|| {
-        let map = |n| leak_map(memmap2::MmapOptions::new().len(n * PAGE).map_anon());
-        let (a, b, c) = (map(2), map(1), map(2));
+        let (a, b, c) = (map_anon(2 * PAGE), map_anon(PAGE), map_anon(2 * PAGE));
         if a.is_null() || b.is_null() || c.is_null() {
+            for (p, n) in [(a, 2 * PAGE), (b, PAGE), (c, 2 * PAGE)] {
+                if !p.is_null() {
+                    // SAFETY: a fresh mapping of ours, of `n` bytes.
+                    unsafe { munmap(p, n) };
+                }
+            }
             return false;
         }
         // `b` moves over `a`'s second page, then `a` (two kernel mappings
@@ -277,7 +287,7 @@ unsafe impl Storage for MmapAnon {
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
         // A huge page covers an aligned 2 MiB: map 2 MiB more, then give
         // back the unaligned head and the tail.
-        let raw = leak_map(memmap2::MmapOptions::new().len(size + HUGE_PAGE).map_anon());
+        let raw = map_anon(size + HUGE_PAGE);
         if raw.is_null() {
             return raw;
         }
