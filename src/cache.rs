@@ -46,7 +46,10 @@ const fn bias_for(enabled: bool, used_bits: usize) -> u32 {
 
 #[derive(Debug)]
 pub struct FastCache {
-    heads: [Block; CACHE_BUCKETS],
+    /// The stack of bucket `i` in slot `i + 1`; slot 0 stays empty, so a
+    /// request whose rounding lands there (`Heap::alloc_inline`) misses
+    /// without a test of its own.
+    slots: [Block; CACHE_BUCKETS + 1],
     cached: usize,
     /// Off in debug mode (`ZEND_MM_DEBUG`), which wants every free on the
     /// slow path.
@@ -73,7 +76,7 @@ impl FastCache {
 
     pub const fn new() -> FastCache {
         FastCache {
-            heads: [Block::NULL; CACHE_BUCKETS],
+            slots: [Block::NULL; CACHE_BUCKETS + 1],
             cached: 0,
             enabled: true,
             bias: bias_for(true, Tag::used(0).raw()),
@@ -123,7 +126,20 @@ impl FastCache {
     /// Cached blocks are live used blocks (I3); `index < CACHE_BUCKETS`.
     #[inline(always)]
     pub unsafe fn pop(&mut self, index: usize, used: Tag, checked: bool) -> Block {
-        let b = self.heads[index & (CACHE_BUCKETS - 1)];
+        // SAFETY: caller's contract.
+        unsafe { self.pop_slot((index & (CACHE_BUCKETS - 1)) + 1, used, checked) }
+    }
+
+    /// `pop` by slot (bucket + 1); slot 0 is always empty.
+    ///
+    /// # Safety
+    /// Cached blocks are live used blocks (I3); `slot <= CACHE_BUCKETS`
+    /// and, unless 0, `used` has the size of bucket `slot - 1`.
+    #[inline(always)]
+    pub unsafe fn pop_slot(&mut self, slot: usize, used: Tag, checked: bool) -> Block {
+        // SAFETY: caller's contract; lets the compiler drop the bounds check.
+        unsafe { core::hint::assert_unchecked(slot <= CACHE_BUCKETS) };
+        let b = self.slots[slot];
         if !b.is_null() {
             // SAFETY: caller's contract; the link is checked as it is decoded.
             unsafe {
@@ -132,7 +148,7 @@ impl FastCache {
                     b.check_links(next, Block::NULL);
                     b.set_tag_only(used);
                 }
-                self.heads[index & (CACHE_BUCKETS - 1)] = next;
+                self.slots[slot] = next;
             }
             self.cached -= used.size();
             self.hits += 1;
@@ -146,15 +162,15 @@ impl FastCache {
     /// `b` is a used block with tag `tag` in bucket `index`, on no stack.
     #[inline(always)]
     pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag, checked: bool) {
-        let slot = self.heads[index & (CACHE_BUCKETS - 1)];
+        let slot = (index & (CACHE_BUCKETS - 1)) + 1;
         // SAFETY: caller's contract; the link lives in `b`'s data.
         unsafe {
-            b.set_prev_free(slot, self.secret);
+            b.set_prev_free(self.slots[slot], self.secret);
             if checked {
                 b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
             }
         }
-        self.heads[index & (CACHE_BUCKETS - 1)] = b;
+        self.slots[slot] = b;
         self.cached += tag.size();
     }
 
@@ -165,7 +181,7 @@ impl FastCache {
     /// Cached blocks are live used blocks (I3).
     #[cold]
     pub unsafe fn holds(&self, b: Block, index: usize) -> bool {
-        let mut c = self.heads[index & (CACHE_BUCKETS - 1)];
+        let mut c = self.head(index & (CACHE_BUCKETS - 1));
         while !c.is_null() {
             if c == b {
                 return true;
@@ -193,7 +209,7 @@ impl FastCache {
     /// Re-encodes every cached block's link and check word for `new` secret.
     pub fn rekey(&mut self, new: usize) {
         for i in 0..CACHE_BUCKETS {
-            let mut b = self.heads[i];
+            let mut b = self.head(i);
             while !b.is_null() {
                 // SAFETY: cached blocks are live used blocks (I3).
                 unsafe {
@@ -208,21 +224,21 @@ impl FastCache {
 
     /// Empties the cache and hands back its stacks for the caller to free.
     pub fn take_all(&mut self) -> [Block; CACHE_BUCKETS] {
-        let heads = self.heads;
-        self.heads = [Block::NULL; CACHE_BUCKETS];
-        self.cached = 0;
+        let mut heads = [Block::NULL; CACHE_BUCKETS];
+        heads.copy_from_slice(&self.slots[1..]);
+        self.clear();
         heads
     }
 
     /// Forgets everything (the segments are being released).
     pub fn clear(&mut self) {
-        self.heads = [Block::NULL; CACHE_BUCKETS];
+        self.slots = [Block::NULL; CACHE_BUCKETS + 1];
         self.cached = 0;
     }
 
     /// The stack of bucket `index`, for the validator and statistics.
     pub fn head(&self, index: usize) -> Block {
-        self.heads[index]
+        self.slots[index + 1]
     }
 }
 
@@ -231,7 +247,7 @@ impl FastCache {
     /// Blocks on the stack of bucket `index` (a walk of that stack).
     pub fn len(&self, index: usize) -> usize {
         let mut n = 0;
-        let mut b = self.heads[index];
+        let mut b = self.head(index);
         while !b.is_null() {
             n += 1;
             // SAFETY: cached blocks are live used blocks (I3).
