@@ -248,11 +248,8 @@ impl Heap {
         if slot >= reach {
             return ptr::null_mut();
         }
-        // Slot 0's size is garbage, but its stack is empty: nothing is tagged.
-        let ts = slot
-            .wrapping_sub(1)
-            .wrapping_mul(ALIGNMENT)
-            .wrapping_add(MIN_SIZE);
+        // Bucket `slot - 1`'s size (16 for slot 0, whose stack is empty).
+        let ts = bucket_size(slot) - ALIGNMENT;
         // SAFETY: caller's contract: `slot <= CACHE_BUCKETS`; cached blocks
         // are live used blocks (I3) and `ts` is bucket `slot - 1`'s size.
         let b = unsafe {

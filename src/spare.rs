@@ -66,6 +66,9 @@ fn mostly_resident(resident: usize, len: usize) -> bool {
     2 * resident >= len / PAGE
 }
 
+/// Pages of a spare resident at the least: its header's.
+const HEADER_PAGES: usize = 1;
+
 /// Bytes of emptied segments a heap keeps (a ZendMM 8 chunk's worth).
 pub const SPARE_BYTES: usize = 2 << 20;
 
@@ -408,18 +411,18 @@ impl SpareSegments {
     /// spare has its header page resident: another with no more than that
     /// cannot beat `first`, whose count is then not asked for.
     fn most_resident(&mut self, storage: &dyn Storage, first: Segment, size: usize) -> Segment {
-        let (mut best, mut most) = (first, usize::MAX);
+        let (mut best, mut most) = (first, None);
         // SAFETY: listed spares are live mappings of their size (S3).
         unsafe {
             let mut seg = first.next();
             while !seg.is_null() {
                 if seg.size() == size {
                     let r = self.known.count(storage, seg.as_ptr(), size);
-                    if r > 1 && most == usize::MAX {
-                        most = self.known.count(storage, first.as_ptr(), size);
-                    }
-                    if r > 1 && r > most {
-                        (best, most) = (seg, r);
+                    if r > HEADER_PAGES
+                        && r > *most
+                            .get_or_insert_with(|| self.known.count(storage, first.as_ptr(), size))
+                    {
+                        (best, most) = (seg, Some(r));
                     }
                 }
                 seg = seg.next();
