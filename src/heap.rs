@@ -1018,7 +1018,7 @@ impl Heap {
                 // comes back as a huge block's (huge.rs).
                 self.segments.unlink(seg);
             }
-            let raw = self.storage.realloc(seg.as_ptr(), old, new);
+            let raw = self.storage.grow(seg.as_ptr(), old, new);
             if raw.is_null() {
                 if huge {
                     self.segments.push(seg);

@@ -43,7 +43,8 @@
 //! but hidden from this documentation: they are not a stable Rust API.
 //!
 //! Module map, following `zend_alloc.c`'s sections:
-//! `block` (boundary tags), `segment`, `storage`, `free_lists`, `cache`
+//! `block` (boundary tags), `segment`, `storage` (and `reserve`, room kept
+//! after a growing mapping), `free_lists`, `cache`
 //! (fastcache), `accounting` (usage, peaks, limit), `heap` (alloc, free,
 //! realloc), `request` (startup, shutdown), `validate` (heap checker),
 //! `walk` (used blocks), `locations` and `leaks` (the debug ABI's leak
@@ -86,6 +87,7 @@ mod persistent;
 pub mod report;
 #[doc(hidden)]
 pub mod request;
+mod reserve;
 #[doc(hidden)]
 pub mod segment;
 #[doc(hidden)]

@@ -27,6 +27,18 @@ pub unsafe trait Storage: Sync {
     /// `p` came from `alloc`/`realloc` of this storage with size `old`.
     unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8;
 
+    /// `realloc` for a segment whose one block grows (a string appended
+    /// to), which will likely grow again: the mmap backends then move it,
+    /// when they must, to a mapping with room to grow where it lies
+    /// (`reserve.rs`).
+    ///
+    /// # Safety
+    /// As [`Storage::realloc`].
+    unsafe fn grow(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
+        // SAFETY: caller's contract.
+        unsafe { self.realloc(p, old, new) }
+    }
+
     /// # Safety
     /// `p` came from `alloc`/`realloc` of this storage with size `size`.
     unsafe fn free(&self, p: *mut u8, size: usize);
@@ -137,32 +149,133 @@ fn map_anon(len: usize) -> *mut u8 {
     leak_map(memmap2::MmapOptions::new().len(len).map_anon())
 }
 
+/// Resizes a mapping of the mmap backends. A growth opens the mapping's
+/// reserve when it fits there (`reserve.rs`), else grows where it lies or
+/// moves; with `reserve`, a move is to a mapping with a reserve after it.
+///
 /// # Safety
 /// `p` is a mapping of `old` bytes made by one of the mmap backends.
-unsafe fn mremap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
+unsafe fn mremap(p: *mut u8, old: usize, new: usize, reserve: bool) -> *mut u8 {
+    let extra = crate::reserve::take(p as usize + old);
+    // SAFETY: caller's contract; the reserve lies right after the mapping (R1).
+    unsafe {
+        if new <= old {
+            // The shrink and the reserve are one range: unmapped at once.
+            if old + extra > new {
+                munmap(p.add(new), old + extra - new);
+            }
+            return p;
+        }
+        let grow = new - old;
+        if grow <= extra && open_reserve(p.add(old), grow) {
+            keep_reserve(p.add(new), extra - grow);
+            return p;
+        }
+        if extra > 0 {
+            munmap(p.add(old), extra);
+        }
+        let fresh = if reserve {
+            if libc::mremap(p.cast(), old, new, 0) != libc::MAP_FAILED {
+                return p;
+            }
+            match map_reserved(new, new) {
+                Some(q) => q,
+                None => return mremap_moving(p, old, new),
+            }
+        } else {
+            return mremap_moving(p, old, new);
+        };
+        move_into(p, old, fresh);
+        keep_reserve(fresh.add(new), new);
+        fresh
+    }
+}
+
+/// Grows a mapping where it lies or moves it, with no reserve.
+///
+/// # Safety
+/// As [`mremap`], with no reserve after the mapping.
+unsafe fn mremap_moving(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     // SAFETY: caller's contract; MAYMOVE keeps the old mapping on failure.
     let q = unsafe { libc::mremap(p.cast(), old, new, libc::MREMAP_MAYMOVE) };
     if q != libc::MAP_FAILED {
         return q.cast();
     }
-    if new <= old {
-        return core::ptr::null_mut();
-    }
-    // `mremap` grows one kernel mapping only; a segment that received
-    // pages (`move_pages`) spans several. Map anew and move it there
-    // whole (Linux 6.17 and later), or copy it.
     let fresh = map_anon(new);
     if !fresh.is_null() {
-        // SAFETY: `fresh` is a new mapping of `new > old` bytes; the old
-        // one is moved or copied into its front, then gone.
-        unsafe {
-            if !move_mapping(p, old, fresh) {
-                core::ptr::copy_nonoverlapping(p, fresh, old);
-                munmap(p, old);
-            }
-        }
+        // SAFETY: `fresh` is a new mapping of `new > old` bytes.
+        unsafe { move_into(p, old, fresh) };
     }
     fresh
+}
+
+/// Moves a mapping of `old` bytes over the front of a bigger new one, by
+/// page tables. `mremap` moves one kernel mapping only; a segment that
+/// received pages (`move_pages`) spans several, which only Linux 6.17 and
+/// later move in one call; else the bytes are copied.
+///
+/// # Safety
+/// `p` is a mapping of `old` bytes, gone afterwards; `fresh` a new mapping
+/// of more.
+unsafe fn move_into(p: *mut u8, old: usize, fresh: *mut u8) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if !move_mapping(p, old, fresh) {
+            core::ptr::copy_nonoverlapping(p, fresh, old);
+            munmap(p, old);
+        }
+    }
+}
+
+/// A mapping of `len` bytes followed by `reserve` inaccessible ones, or None.
+fn map_reserved(len: usize, reserve: usize) -> Option<*mut u8> {
+    let total = len.checked_add(reserve)?;
+    // SAFETY: a fresh mapping, nothing else in it.
+    unsafe {
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            total,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let p = p.cast::<u8>();
+        if !open_reserve(p, len) {
+            munmap(p, total);
+            return None;
+        }
+        Some(p)
+    }
+}
+
+/// Makes `len` bytes of a reserve at `p` a readable and writable part of
+/// the mapping before it.
+///
+/// # Safety
+/// `p..p + len` lies in a reserve taken out of the table.
+unsafe fn open_reserve(p: *mut u8, len: usize) -> bool {
+    // SAFETY: caller's contract.
+    unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
+/// Records the `len` reserved bytes at `end` (none when 0), giving back a
+/// reserve the full table let go.
+///
+/// # Safety
+/// `end..end + len` is an inaccessible reserve right after a mapping that
+/// ends at `end`, owned by the caller.
+unsafe fn keep_reserve(end: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    if let Some((e, n)) = crate::reserve::put(end as usize, len) {
+        // SAFETY: the table owned that reserve, and hands it over (R1).
+        unsafe { munmap(e as *mut u8, n) };
+    }
 }
 
 /// # Safety
@@ -244,21 +357,53 @@ unsafe fn munmap(p: *mut u8, size: usize) {
     unsafe { libc::munmap(p.cast(), size) };
 }
 
+/// Unmaps a mapping of the mmap backends and its reserve (R1).
+///
+/// # Safety
+/// As [`munmap`].
+unsafe fn unmap_segment(p: *mut u8, size: usize) {
+    let extra = crate::reserve::take(p as usize + size);
+    // SAFETY: caller's contract; the reserve lies right after the mapping.
+    unsafe { munmap(p, size + extra) };
+}
+
+/// `move_pages` for the mmap backends: the moved mapping's reserve, now
+/// after nothing of ours, goes too (R1).
+///
+/// # Safety
+/// As [`Storage::move_pages`].
+unsafe fn move_segment(from: *mut u8, len: usize, to: *mut u8) -> bool {
+    // SAFETY: caller's contract.
+    if !(moves_whole() && unsafe { move_mapping(from, len, to) }) {
+        return false;
+    }
+    let extra = crate::reserve::take(from as usize + len);
+    if extra > 0 {
+        // SAFETY: the reserve was the table's and is ours now.
+        unsafe { munmap(from.add(len), extra) };
+    }
+    true
+}
+
 /// What the mmap backends share: `mremap` resizes, `munmap` frees any
 /// page-aligned part, pages move with `mremap(MREMAP_FIXED)`.
 macro_rules! mmap_methods {
     () => {
         unsafe fn realloc(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
             // SAFETY: caller's contract.
-            unsafe { mremap(p, old, new) }
+            unsafe { mremap(p, old, new, false) }
+        }
+        unsafe fn grow(&self, p: *mut u8, old: usize, new: usize) -> *mut u8 {
+            // SAFETY: caller's contract.
+            unsafe { mremap(p, old, new, true) }
         }
         unsafe fn free(&self, p: *mut u8, size: usize) {
             // SAFETY: caller's contract.
-            unsafe { munmap(p, size) }
+            unsafe { unmap_segment(p, size) }
         }
         unsafe fn move_pages(&self, from: *mut u8, len: usize, to: *mut u8) -> bool {
             // SAFETY: caller's contract.
-            moves_whole() && unsafe { move_mapping(from, len, to) }
+            unsafe { move_segment(from, len, to) }
         }
         fn splits(&self) -> bool {
             true
@@ -393,6 +538,120 @@ mod tests {
             assert!(!Malloc.move_pages(a, 64, b));
             Malloc.free(a, 64);
             Malloc.free(b, 64);
+        }
+    }
+
+    /// Is every page of `len` bytes at `p` mapped (accessible or not)?
+    fn mapped(p: *mut u8, len: usize) -> bool {
+        let mut v = vec![0u8; len.div_ceil(PAGE)];
+        // SAFETY: mincore only reads the page tables.
+        unsafe { libc::mincore(p.cast(), len, v.as_mut_ptr()) == 0 }
+    }
+
+    /// A mapping of `n` bytes that cannot grow where it lies: a page is
+    /// mapped right after it (returned second, to unmap).
+    fn boxed_in(s: &dyn Storage, n: usize) -> (*mut u8, *mut u8) {
+        loop {
+            let p = s.alloc(n);
+            assert!(!p.is_null());
+            // SAFETY: asks for the page after `p`, only if nothing is there.
+            let after = unsafe {
+                libc::mmap(
+                    p.add(n).cast(),
+                    PAGE,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            // SAFETY: `p` is ours, of `n` bytes.
+            if after == libc::MAP_FAILED || after.cast::<u8>() != unsafe { p.add(n) } {
+                if after != libc::MAP_FAILED {
+                    // SAFETY: the kernel put it elsewhere; ours to unmap.
+                    unsafe { munmap(after.cast(), PAGE) };
+                }
+                if mapped(
+                    // SAFETY: only the address is formed.
+                    unsafe { p.add(n) },
+                    PAGE,
+                ) {
+                    // Something else lies there already: boxed in as well.
+                    return (p, core::ptr::null_mut());
+                }
+                // SAFETY: ours; try another place.
+                unsafe { s.free(p, n) };
+                continue;
+            }
+            return (p, after.cast());
+        }
+    }
+
+    #[test]
+    fn a_moved_mapping_grows_into_its_reserve_and_gives_it_back() {
+        const N: usize = 1 << 16;
+        for s in [&MmapAnon as &dyn Storage, &MmapZero] {
+            let (p, blocker) = boxed_in(s, N);
+            // SAFETY: `p` is a fresh mapping of N bytes; each realloc's
+            // result replaces it; the reserve is checked only by address.
+            unsafe {
+                p.write_bytes(0x5A, N);
+                let q = s.grow(p, N, 2 * N);
+                assert!(!q.is_null() && q != p, "{}: it had to move", s.name());
+                assert!(mapped(q.add(2 * N), 2 * N), "a reserve of its size");
+                q.add(2 * N - 1).write(1);
+                // Growths within the reserve stay where they are.
+                assert_eq!(s.realloc(q, 2 * N, 3 * N), q, "{}", s.name());
+                q.add(3 * N - 1).write(2);
+                assert_eq!(s.realloc(q, 3 * N, 4 * N), q, "{}", s.name());
+                q.add(4 * N - 1).write(3);
+                assert_eq!((*q, *q.add(N - 1), *q.add(2 * N - 1)), (0x5A, 0x5A, 1));
+                assert_eq!((*q.add(3 * N - 1), *q.add(4 * N - 1)), (2, 3));
+                // Past the reserve: grown or moved, bytes kept.
+                let r = s.realloc(q, 4 * N, 6 * N);
+                assert!(!r.is_null());
+                assert_eq!((*r, *r.add(4 * N - 1)), (0x5A, 3));
+                // A shrink gives back the tail and any reserve with it.
+                let end = r.add(6 * N);
+                let reserved = mapped(end, PAGE);
+                assert_eq!(s.realloc(r, 6 * N, N), r);
+                assert!(!mapped(r.add(N), PAGE));
+                if reserved && r != q {
+                    assert!(!mapped(end, PAGE), "{}: reserve unmapped", s.name());
+                }
+                s.free(r, N);
+                assert!(!mapped(r, PAGE));
+                if !blocker.is_null() {
+                    munmap(blocker, PAGE);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn freeing_or_moving_a_mapping_unmaps_its_reserve() {
+        const N: usize = 1 << 16;
+        let (p, blocker) = boxed_in(&MmapAnon, N);
+        // SAFETY: as in the test above; `q` is moved whole into `d`.
+        unsafe {
+            let q = MmapAnon.grow(p, N, 2 * N);
+            assert!(mapped(q.add(2 * N), 2 * N));
+            MmapAnon.free(q, 2 * N);
+            assert!(!mapped(q, PAGE) && !mapped(q.add(2 * N), PAGE));
+            if moves_whole() {
+                let (p, blocker2) = boxed_in(&MmapAnon, N);
+                let q = MmapAnon.grow(p, N, 2 * N);
+                let d = MmapAnon.alloc(2 * N);
+                assert!(MmapAnon.move_pages(q, 2 * N, d));
+                assert!(!mapped(q.add(2 * N), PAGE), "the reserve went too");
+                MmapAnon.free(d, 2 * N);
+                if !blocker2.is_null() {
+                    munmap(blocker2, PAGE);
+                }
+            }
+            if !blocker.is_null() {
+                munmap(blocker, PAGE);
+            }
         }
     }
 
