@@ -63,7 +63,7 @@ impl Table {
 
     fn take(&mut self, end: usize) -> usize {
         match self.slots.iter_mut().find(|s| s.1 != 0 && s.0 == end) {
-            Some(s) => core::mem::replace(s, (0, 0)).1,
+            Some(s) => core::mem::take(s).1,
             None => 0,
         }
     }
