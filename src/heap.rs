@@ -1018,7 +1018,15 @@ impl Heap {
                 // comes back as a huge block's (huge.rs).
                 self.segments.unlink(seg);
             }
-            let raw = self.storage.grow(seg.as_ptr(), old, new);
+            // A block grown by a little (appends to a string) will grow
+            // again soon: its segment moves, if it must, to where it can
+            // (`Storage::grow`). One that doubles (a hash table) may not.
+            let appends = ts - orig < self.segment_size / 4;
+            let raw = if appends {
+                self.storage.grow(seg.as_ptr(), old, new)
+            } else {
+                self.storage.realloc(seg.as_ptr(), old, new)
+            };
             if raw.is_null() {
                 if huge {
                     self.segments.push(seg);
@@ -1032,10 +1040,9 @@ impl Heap {
                 });
             }
             self.acct.add_real(new - old);
-            // A block grown by a little (appends to a string) will fill
-            // the part `mremap` added: resident pages of regular spares
-            // take its place. One that doubles (a hash table) may not.
-            if !huge && ts - orig < self.segment_size / 4 && self.pages_move() {
+            // An appended-to block will fill the part `mremap` added:
+            // resident pages of regular spares take its place.
+            if !huge && appends && self.pages_move() {
                 let size = self.segment_size;
                 self.spare
                     .lend_regular(self.storage, raw.add(old), new - old, size);
@@ -1500,6 +1507,66 @@ mod tests {
         );
         // SAFETY: live, freed once.
         unsafe { h.free(c) };
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
+    }
+
+    /// The end of the segment whose first block `p` is, and a page mapped
+    /// right after it (null when something lay there already), so that
+    /// the segment cannot grow where it lies.
+    fn box_in(p: *mut u8) -> (usize, *mut libc::c_void) {
+        let seg = Segment::of_first_block(Block::from_data_unchecked(p));
+        // SAFETY: a live segment; the page asked for after it must be free.
+        unsafe {
+            let end = seg.as_ptr() as usize + seg.size();
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+            let q = libc::mmap(end as *mut _, 4096, libc::PROT_NONE, flags, -1, 0);
+            (
+                end,
+                if q == libc::MAP_FAILED {
+                    ptr::null_mut()
+                } else {
+                    q
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn a_segment_moved_for_appends_keeps_room_to_grow_and_one_that_doubles_does_not() {
+        let mut h = started();
+        let seg = h.segment_size();
+        for (grow, room) in [(6000, true), (2 * seg, false)] {
+            // A block that nearly fills a dedicated segment of 3 regular
+            // ones: either growth passes the segment's end.
+            let n = 3 * seg - 4096;
+            let a = h.alloc(n).unwrap().as_ptr();
+            let (_, blocker) = box_in(a);
+            // SAFETY: `a` is live with `n` bytes; the result has `n + grow`.
+            let b = unsafe {
+                a.write_bytes(0x41, n);
+                h.realloc(a, n + grow).unwrap().as_ptr()
+            };
+            assert_ne!(a, b, "boxed in, it moved");
+            let (new_end, _) = box_in(b);
+            let reserved = crate::reserve::take(new_end);
+            assert_eq!(reserved > 0, room, "growth by {grow}");
+            if room {
+                // Put back, so the segment's free unmaps it (R1).
+                assert_eq!(crate::reserve::put(new_end, reserved), None);
+                // SAFETY: `b` is live with `n + grow` bytes.
+                let c = unsafe { h.realloc(b, n + 2 * grow).unwrap().as_ptr() };
+                assert_eq!(c, b, "the next append grows in place");
+                // SAFETY: as above.
+                assert_eq!(unsafe { (*c, *c.add(n - 1)) }, (0x41, 0x41));
+            }
+            // SAFETY: our page, if mapped.
+            unsafe {
+                if !blocker.is_null() {
+                    libc::munmap(blocker, 4096);
+                }
+            }
+        }
         assert!(h.check().is_empty(), "{:?}", h.check());
         h.shutdown(true, false);
     }
