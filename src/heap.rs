@@ -1022,6 +1022,7 @@ impl Heap {
             // again soon: its segment moves, if it must, to where it can
             // (`Storage::grow`). One that doubles (a hash table) may not.
             let appends = ts - orig < self.segment_size / 4;
+            self.spare.forget_counts(seg.as_ptr(), old);
             let raw = if appends {
                 self.storage.grow(seg.as_ptr(), old, new)
             } else {

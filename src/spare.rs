@@ -51,8 +51,13 @@
 //! - S6: a listed spare's pages stay as they are while it rests (nothing
 //!   writes to it or moves pages in or out without unlinking it first),
 //!   so a resident count measured on it holds until it is unlinked: the
-//!   counts are kept (`Resident`), and `mincore` asks again only about
-//!   spares that came back since.
+//!   counts are kept (`Resident`). A spare taken whole keeps its counts
+//!   too: in use, its pages are written, never moved out, so when it
+//!   comes back they are a lower bound, which is all the choice of the
+//!   more resident spare needs. Counts are forgotten when a spare is cut,
+//!   lent, resized or given back to the storage, or a segment is resized
+//!   (`forget_counts`). `mincore` asks again only about spares that are
+//!   new to the lists.
 //!
 //! The peak resident set is not raised by them: every spare segment was in
 //! use a moment before, and is reused before any new one is taken.
@@ -91,6 +96,9 @@ pub struct SpareSegments {
 struct Resident {
     parts: [(usize, usize, usize); 8],
     next: usize,
+    /// Counts asked of the storage, for the tests.
+    #[cfg(test)]
+    asked: usize,
 }
 
 impl Resident {
@@ -98,6 +106,8 @@ impl Resident {
         Resident {
             parts: [(0, 0, 0); 8],
             next: 0,
+            #[cfg(test)]
+            asked: 0,
         }
     }
 
@@ -110,6 +120,10 @@ impl Resident {
         if let Some(&(_, _, n)) = self.parts.iter().find(|e| e.0 == key && e.1 == len) {
             return n;
         }
+        #[cfg(test)]
+        {
+            self.asked += 1;
+        }
         // SAFETY: caller's contract.
         let n = unsafe { storage.resident_pages(p, len) };
         self.parts[self.next] = (key, len, n);
@@ -120,9 +134,24 @@ impl Resident {
     /// Forgets every count inside the `len` bytes at `p` (a spare leaving
     /// the lists, S6).
     fn forget(&mut self, p: *mut u8, len: usize) {
+        self.forget_where(p, len, |_| true);
+    }
+
+    /// Forgets the counts of parts of the `len` bytes at `p`, keeping
+    /// that of the whole.
+    fn forget_parts(&mut self, p: *mut u8, len: usize) {
+        self.forget_where(p, len, |e| (e.0, e.1) != (p as usize, len));
+    }
+
+    fn forget_where(
+        &mut self,
+        p: *mut u8,
+        len: usize,
+        also: impl Fn(&(usize, usize, usize)) -> bool,
+    ) {
         let (start, end) = (p as usize, p as usize + len);
         for e in &mut self.parts {
-            if e.0 >= start && e.0 < end {
+            if e.0 >= start && e.0 < end && also(e) {
                 *e = (0, 0, 0);
             }
         }
@@ -176,6 +205,8 @@ impl SpareSegments {
             (self.budget, 0)
         };
         if fixed + size > limit {
+            // The caller gives it back to the storage (S6).
+            self.known.forget(seg.as_ptr(), size);
             return false;
         }
         while fixed + self.bytes[OTHER] + size > limit {
@@ -209,9 +240,19 @@ impl SpareSegments {
         if let (Some(storage), false) = (resident, regular) {
             seg = self.most_resident(storage, seg, size);
         }
+        // Taken whole: its own count stays, as a lower bound (S6); those
+        // of its parts (`carve_regular`'s) decide a cut by a threshold,
+        // and go.
         // SAFETY: `seg` was found on the list `regular` names.
-        unsafe { self.unlink(regular as usize, seg) };
+        unsafe { self.detach(regular as usize, seg) };
+        self.known.forget_parts(seg.as_ptr(), size);
         Some(seg)
+    }
+
+    /// Forgets the resident counts inside the `len` bytes at `p`, a
+    /// segment about to be resized (S6).
+    pub fn forget_counts(&mut self, p: *mut u8, len: usize) {
+        self.known.forget(p, len);
     }
 
     /// Puts `seg`, of `size` bytes, on list `i` (`unlink`'s inverse).
@@ -225,17 +266,28 @@ impl SpareSegments {
         self.bytes[i] += size;
     }
 
-    /// Takes `seg` off list `i`; returns its size.
+    /// Takes `seg` off list `i`, forgetting its resident counts (it is to
+    /// be cut, lent, resized or given back); returns its size.
     ///
     /// # Safety
     /// `seg` is a spare on list `i`.
     unsafe fn unlink(&mut self, i: usize, seg: Segment) -> usize {
+        // SAFETY: caller's contract.
+        let size = unsafe { self.detach(i, seg) };
+        self.known.forget(seg.as_ptr(), size);
+        size
+    }
+
+    /// Takes `seg` off list `i`; returns its size.
+    ///
+    /// # Safety
+    /// `seg` is a spare on list `i`.
+    unsafe fn detach(&mut self, i: usize, seg: Segment) -> usize {
         // SAFETY: caller's contract; listed spares keep their size (S3).
         unsafe {
             let size = seg.size();
             self.lists[i].unlink(seg);
             self.bytes[i] -= size;
-            self.known.forget(seg.as_ptr(), size);
             size
         }
     }
@@ -775,6 +827,45 @@ mod tests {
             assert_eq!(known.count(&MmapAnon, raw, SEG), SEG / PAGE);
             assert_eq!(known.count(&MmapAnon, raw.add(3 * SEG), SEG), 0);
             MmapAnon.free(raw, 4 * SEG);
+        }
+    }
+
+    #[test]
+    fn a_spare_taken_whole_keeps_its_counts_and_one_cut_or_refused_does_not() {
+        use crate::storage::MmapAnon;
+        let mut spare = SpareSegments::new();
+        let (a, b) = (MmapAnon.alloc(2 * SEG), MmapAnon.alloc(2 * SEG));
+        // SAFETY: fresh mappings formatted as spares; `a` more resident.
+        unsafe {
+            a.write_bytes(1, SEG);
+            assert!(spare.keep(&MmapAnon, Segment::format(a, 2 * SEG).0, false, 0));
+            assert!(spare.keep(&MmapAnon, Segment::format(b, 2 * SEG).0, false, 0));
+        }
+        let s = spare.take(2 * SEG, false, Some(&MmapAnon)).expect("a");
+        assert_eq!((s.as_ptr(), spare.known.asked), (a, 2));
+        // In use and back: its count is a lower bound, not asked again.
+        // SAFETY: `a` is ours again; written, then a spare once more.
+        unsafe {
+            a.write_bytes(2, 2 * SEG);
+            assert!(spare.keep(&MmapAnon, Segment::format(a, 2 * SEG).0, false, 0));
+        }
+        let s = spare.take(2 * SEG, false, Some(&MmapAnon)).expect("a");
+        assert_eq!((s.as_ptr(), spare.known.asked), (a, 2));
+        // Refused (over the budget), it goes to the storage: forgotten.
+        spare.budget = SEG;
+        // SAFETY: as above; refused, it is the caller's to give back.
+        unsafe {
+            assert!(!spare.keep(&MmapAnon, Segment::format(a, 2 * SEG).0, false, 0));
+        }
+        assert!(spare.known.parts.iter().all(|e| e.0 != a as usize));
+        // Resized, `b` leaves the lists: forgotten too.
+        let r = spare.take_resized(&MmapAnon, 2 * SEG + PAGE, SEG, false);
+        assert!(!r.is_null() && spare.count() == 0);
+        assert!(spare.known.parts.iter().all(|e| e.0 != b as usize));
+        // SAFETY: both mappings are ours, with these sizes.
+        unsafe {
+            MmapAnon.free(a, 2 * SEG);
+            MmapAnon.free(r, 2 * SEG + PAGE);
         }
     }
 
