@@ -1512,24 +1512,25 @@ mod tests {
         h.shutdown(true, false);
     }
 
-    /// The end of the segment whose first block `p` is, and a page mapped
-    /// right after it (null when something lay there already), so that
-    /// the segment cannot grow where it lies.
-    fn box_in(p: *mut u8) -> (usize, *mut libc::c_void) {
+    /// The end of the segment whose first block `p` is.
+    fn segment_end(p: *mut u8) -> usize {
         let seg = Segment::of_first_block(Block::from_data_unchecked(p));
-        // SAFETY: a live segment; the page asked for after it must be free.
-        unsafe {
-            let end = seg.as_ptr() as usize + seg.size();
-            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
-            let q = libc::mmap(end as *mut _, 4096, libc::PROT_NONE, flags, -1, 0);
-            (
-                end,
-                if q == libc::MAP_FAILED {
-                    ptr::null_mut()
-                } else {
-                    q
-                },
-            )
+        // SAFETY: a live segment.
+        seg.as_ptr() as usize + unsafe { seg.size() }
+    }
+
+    /// A page mapped right after the segment whose first block `p` is
+    /// (null when something lay there already), so that the segment
+    /// cannot grow where it lies.
+    fn box_in(p: *mut u8) -> *mut libc::c_void {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+        let end = segment_end(p) as *mut libc::c_void;
+        // SAFETY: asks for the page after the segment, only if it is free.
+        let q = unsafe { libc::mmap(end, 4096, libc::PROT_NONE, flags, -1, 0) };
+        if q == libc::MAP_FAILED {
+            ptr::null_mut()
+        } else {
+            q
         }
     }
 
@@ -1542,14 +1543,14 @@ mod tests {
             // ones: either growth passes the segment's end.
             let n = 3 * seg - 4096;
             let a = h.alloc(n).unwrap().as_ptr();
-            let (_, blocker) = box_in(a);
+            let blocker = box_in(a);
             // SAFETY: `a` is live with `n` bytes; the result has `n + grow`.
             let b = unsafe {
                 a.write_bytes(0x41, n);
                 h.realloc(a, n + grow).unwrap().as_ptr()
             };
             assert_ne!(a, b, "boxed in, it moved");
-            let (new_end, _) = box_in(b);
+            let new_end = segment_end(b);
             let reserved = crate::reserve::take(new_end);
             assert_eq!(reserved > 0, room, "growth by {grow}");
             if room {
