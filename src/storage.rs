@@ -174,15 +174,13 @@ unsafe fn mremap(p: *mut u8, old: usize, new: usize, reserve: bool) -> *mut u8 {
         if extra > 0 {
             munmap(p.add(old), extra);
         }
-        let fresh = if reserve {
-            if libc::mremap(p.cast(), old, new, 0) != libc::MAP_FAILED {
-                return p;
-            }
-            match map_reserved(new, new) {
-                Some(q) => q,
-                None => return mremap_moving(p, old, new),
-            }
-        } else {
+        if !reserve {
+            return mremap_moving(p, old, new);
+        }
+        if libc::mremap(p.cast(), old, new, 0) != libc::MAP_FAILED {
+            return p;
+        }
+        let Some(fresh) = map_reserved(new, new) else {
             return mremap_moving(p, old, new);
         };
         move_into(p, old, fresh);
