@@ -1519,21 +1519,6 @@ mod tests {
         seg.as_ptr() as usize + unsafe { seg.size() }
     }
 
-    /// A page mapped right after the segment whose first block `p` is
-    /// (null when something lay there already), so that the segment
-    /// cannot grow where it lies.
-    fn box_in(p: *mut u8) -> *mut libc::c_void {
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
-        let end = segment_end(p) as *mut libc::c_void;
-        // SAFETY: asks for the page after the segment, only if it is free.
-        let q = unsafe { libc::mmap(end, 4096, libc::PROT_NONE, flags, -1, 0) };
-        if q == libc::MAP_FAILED {
-            ptr::null_mut()
-        } else {
-            q
-        }
-    }
-
     #[test]
     fn a_segment_moved_for_appends_keeps_room_to_grow_and_one_that_doubles_does_not() {
         let mut h = started();
@@ -1543,7 +1528,7 @@ mod tests {
             // ones: either growth passes the segment's end.
             let n = 3 * seg - 4096;
             let a = h.alloc(n).unwrap().as_ptr();
-            let blocker = box_in(a);
+            let _after = crate::storage::PageAfter::map(segment_end(a) as *mut u8);
             // SAFETY: `a` is live with `n` bytes; the result has `n + grow`.
             let b = unsafe {
                 a.write_bytes(0x41, n);
@@ -1561,12 +1546,6 @@ mod tests {
                 assert_eq!(c, b, "the next append grows in place");
                 // SAFETY: as above.
                 assert_eq!(unsafe { (*c, *c.add(n - 1)) }, (0x41, 0x41));
-            }
-            // SAFETY: our page, if mapped.
-            unsafe {
-                if !blocker.is_null() {
-                    libc::munmap(blocker, 4096);
-                }
             }
         }
         assert!(h.check().is_empty(), "{:?}", h.check());

@@ -475,6 +475,38 @@ pub fn by_name(name: &str) -> Option<&'static dyn Storage> {
     BACKENDS.iter().copied().find(|s| s.name() == name)
 }
 
+/// For the tests: a page mapped at an address right after a mapping, only
+/// if nothing lies there (else nothing is mapped, and something else
+/// boxes the mapping in already), so that `mremap` cannot grow it where
+/// it lies. Unmapped when dropped.
+#[cfg(test)]
+pub(crate) struct PageAfter(*mut u8);
+
+#[cfg(test)]
+impl PageAfter {
+    pub(crate) fn map(at: *mut u8) -> PageAfter {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+        // SAFETY: asks for one page at `at`; the kernel refuses it
+        // (EEXIST) rather than replace anything there.
+        let q = unsafe { libc::mmap(at.cast(), PAGE, libc::PROT_NONE, flags, -1, 0) };
+        PageAfter(if q == libc::MAP_FAILED {
+            core::ptr::null_mut()
+        } else {
+            q.cast()
+        })
+    }
+}
+
+#[cfg(test)]
+impl Drop for PageAfter {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the page this guard mapped, nothing else in it.
+            unsafe { munmap(self.0, PAGE) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,50 +578,20 @@ mod tests {
         unsafe { libc::mincore(p.cast(), len, v.as_mut_ptr()) == 0 }
     }
 
-    /// A mapping of `n` bytes that cannot grow where it lies: a page is
-    /// mapped right after it (returned second, to unmap).
-    fn boxed_in(s: &dyn Storage, n: usize) -> (*mut u8, *mut u8) {
-        loop {
-            let p = s.alloc(n);
-            assert!(!p.is_null());
-            // SAFETY: asks for the page after `p`, only if nothing is there.
-            let after = unsafe {
-                libc::mmap(
-                    p.add(n).cast(),
-                    PAGE,
-                    libc::PROT_NONE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                    -1,
-                    0,
-                )
-            };
-            // SAFETY: `p` is ours, of `n` bytes.
-            if after == libc::MAP_FAILED || after.cast::<u8>() != unsafe { p.add(n) } {
-                if after != libc::MAP_FAILED {
-                    // SAFETY: the kernel put it elsewhere; ours to unmap.
-                    unsafe { munmap(after.cast(), PAGE) };
-                }
-                if mapped(
-                    // SAFETY: only the address is formed.
-                    unsafe { p.add(n) },
-                    PAGE,
-                ) {
-                    // Something else lies there already: boxed in as well.
-                    return (p, core::ptr::null_mut());
-                }
-                // SAFETY: ours; try another place.
-                unsafe { s.free(p, n) };
-                continue;
-            }
-            return (p, after.cast());
-        }
+    /// A mapping of `n` bytes that cannot grow where it lies, and the
+    /// page that boxes it in (`PageAfter`).
+    fn boxed_in(s: &dyn Storage, n: usize) -> (*mut u8, PageAfter) {
+        let p = s.alloc(n);
+        assert!(!p.is_null());
+        // SAFETY: only the address is formed.
+        (p, PageAfter::map(unsafe { p.add(n) }))
     }
 
     #[test]
     fn a_moved_mapping_grows_into_its_reserve_and_gives_it_back() {
         const N: usize = 1 << 16;
         for s in [&MmapAnon as &dyn Storage, &MmapZero] {
-            let (p, blocker) = boxed_in(s, N);
+            let (p, _after) = boxed_in(s, N);
             // SAFETY: `p` is a fresh mapping of N bytes; each realloc's
             // result replaces it; the reserve is checked only by address.
             unsafe {
@@ -619,9 +621,6 @@ mod tests {
                 }
                 s.free(r, N);
                 assert!(!mapped(r, PAGE));
-                if !blocker.is_null() {
-                    munmap(blocker, PAGE);
-                }
             }
         }
     }
@@ -629,7 +628,7 @@ mod tests {
     #[test]
     fn freeing_or_moving_a_mapping_unmaps_its_reserve() {
         const N: usize = 1 << 16;
-        let (p, blocker) = boxed_in(&MmapAnon, N);
+        let (p, _after) = boxed_in(&MmapAnon, N);
         // SAFETY: as in the test above; `q` is moved whole into `d`.
         unsafe {
             let q = MmapAnon.grow(p, N, 2 * N);
@@ -637,18 +636,12 @@ mod tests {
             MmapAnon.free(q, 2 * N);
             assert!(!mapped(q, PAGE) && !mapped(q.add(2 * N), PAGE));
             if moves_whole() {
-                let (p, blocker2) = boxed_in(&MmapAnon, N);
+                let (p, _after2) = boxed_in(&MmapAnon, N);
                 let q = MmapAnon.grow(p, N, 2 * N);
                 let d = MmapAnon.alloc(2 * N);
                 assert!(MmapAnon.move_pages(q, 2 * N, d));
                 assert!(!mapped(q.add(2 * N), PAGE), "the reserve went too");
                 MmapAnon.free(d, 2 * N);
-                if !blocker2.is_null() {
-                    munmap(blocker2, PAGE);
-                }
-            }
-            if !blocker.is_null() {
-                munmap(blocker, PAGE);
             }
         }
     }
