@@ -77,7 +77,9 @@ impl Heap {
         self.flush_floor = if self.acct.real_size < real {
             CACHE_SIZE
         } else {
-            (self.flush_floor * 2).min(real / FLOOR_SHARE).max(CACHE_SIZE)
+            (self.flush_floor * 2)
+                .min(real / FLOOR_SHARE)
+                .max(CACHE_SIZE)
         };
     }
 
