@@ -351,17 +351,16 @@ mod tests {
         walk_and_blocks_agree(false);
     }
 
-    #[test]
-    fn a_flush_that_frees_nothing_usable_raises_the_floor_until_one_does() {
-        use crate::cache::CACHE_SIZE;
+    /// Every other block freed: the cache holds 4.5 MB in holes of 112
+    /// bytes between live blocks of a 9 MB heap, and no free block takes
+    /// 250 KB (the last segment has 230 KB left). All the blocks are
+    /// returned; the odd ones are live.
+    fn cache_between_live_blocks() -> (Heap, Vec<*mut u8>) {
         let mut h = Heap::with_config(Config {
             storage: &crate::storage::Malloc,
             ..Config::DEFAULT
         });
         h.start();
-        // Every other block freed: the cache holds 4.5 MB in holes of 112
-        // bytes between live blocks of a 9 MB heap, and no free block
-        // takes 250 KB (the last segment has 230 KB left).
         let ps: Vec<*mut u8> = (0..80_000)
             .map(|_| h.alloc(100).unwrap().as_ptr())
             .collect();
@@ -369,6 +368,13 @@ mod tests {
             // SAFETY: each pointer is live and freed once.
             unsafe { h.free(*p) };
         }
+        (h, ps)
+    }
+
+    #[test]
+    fn a_flush_that_frees_nothing_usable_raises_the_floor_until_one_does() {
+        use crate::cache::CACHE_SIZE;
+        let (mut h, ps) = cache_between_live_blocks();
         assert!(h.cache.cached() > CACHE_SIZE);
         let big = h.alloc(250_000).unwrap().as_ptr();
         assert_eq!(h.cache.cached(), 0, "flushed before growing");
@@ -399,18 +405,7 @@ mod tests {
 
     #[test]
     fn the_floor_rises_to_a_sixteenth_of_the_segments_at_most() {
-        let mut h = Heap::with_config(Config {
-            storage: &crate::storage::Malloc,
-            ..Config::DEFAULT
-        });
-        h.start();
-        let ps: Vec<*mut u8> = (0..80_000)
-            .map(|_| h.alloc(100).unwrap().as_ptr())
-            .collect();
-        for p in ps.iter().step_by(2) {
-            // SAFETY: each pointer is live and freed once.
-            unsafe { h.free(*p) };
-        }
+        let (mut h, _) = cache_between_live_blocks();
         // A floor already high, then a flush that frees no segment.
         h.flush_floor = usize::MAX / 4;
         let real = h.acct.real_size;
