@@ -353,7 +353,7 @@ mod tests {
 
     /// Every other block freed: the cache holds 4.5 MB in holes of 112
     /// bytes between live blocks of a 9 MB heap, and no free block takes
-    /// 250 KB (the last segment has 230 KB left). All the blocks are
+    /// 250 KB (the last segment has 205 KB left). All the blocks are
     /// returned; the odd ones are live.
     fn cache_between_live_blocks() -> (Heap, Vec<*mut u8>) {
         let mut h = Heap::with_config(Config {
