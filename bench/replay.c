@@ -852,6 +852,32 @@ static inline void s_realloc(slot *s, size_t size)
     s->size = size;
 }
 
+/* Where the temporaries land: the addresses of the last SPREAD_N of them,
+ * counted afterwards by distinct 4 KiB page and 2 MiB region. A heap that
+ * scatters them over more memory pays more cache and TLB misses. */
+enum { SPREAD_N = 1 << 15 };
+static uintptr_t g_spread[SPREAD_N];
+static size_t g_nspread;
+
+static int cmp_uintptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Distinct values of the recorded addresses shifted right by `shift`. */
+static size_t spread_count(int shift)
+{
+    static uintptr_t keys[SPREAD_N];
+    size_t n = g_nspread < SPREAD_N ? g_nspread : SPREAD_N, d = 0;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = g_spread[i] >> shift;
+    qsort(keys, n, sizeof *keys, cmp_uintptr);
+    for (size_t i = 0; i < n; i++)
+        d += i == 0 || keys[i] != keys[i - 1];
+    return d;
+}
+
 static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
 {
     g_rng = seed;
@@ -891,6 +917,7 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
     slot *young = map_anon(young_n * sizeof *young);
     pretouch(young, young_n * sizeof *young);
     pretouch(old, n * sizeof *old);
+    pretouch(g_spread, sizeof g_spread);
 
     /* Timed: 95% of steps work on temporaries (alloc into an empty slot;
      * else realloc 1 in 4, free 3 in 4); 5% replace a random long-lived
@@ -908,6 +935,7 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
                 size_t sz = draw_young_size();
                 s->p = s_alloc(sz);
                 s->size = sz;
+                g_spread[g_nspread++ & (SPREAD_N - 1)] = (uintptr_t)s->p;
             } else if ((u >> 40) % 4 == 0) {
                 s_realloc(s, draw_young_size());
             } else {
@@ -930,9 +958,10 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
     getrusage(RUSAGE_SELF, &ru1);
     size_t own = own_peak_now();
     printf("RESULT mode=scale alloc=%s live_mib=%zu live_bytes=%zu old_blocks=%zu ops=%zu ns=%llu "
-           "ns_per_op=%.3f minflt=%ld own_peak=%zu seed=%llu\n",
+           "ns_per_op=%.3f minflt=%ld own_peak=%zu seed=%llu young_pages=%zu young_regions=%zu\n",
            A.name, live_mib, bytes, n, calls, (unsigned long long)ns, (double)ns / (double)calls,
-           ru1.ru_minflt - ru0.ru_minflt, own, (unsigned long long)seed);
+           ru1.ru_minflt - ru0.ru_minflt, own, (unsigned long long)seed, spread_count(12),
+           spread_count(21));
     return 0;
 }
 

@@ -873,6 +873,8 @@ def scale_summary(data):
             if rs:
                 s[(alloc, live)] = {"ns": median([r["ns_per_op"] for r in rs]),
                                     "minflt": median([r["minflt"] for r in rs]),
+                                    "pages": median([r["young_pages"] for r in rs]),
+                                    "regions": median([r["young_regions"] for r in rs]),
                                     "blocks": rs[0]["old_blocks"], "bytes": rs[0]["live_bytes"]}
     return s
 
@@ -888,8 +890,10 @@ def scale_section(data, s):
         "long-lived block (free, then allocate a fresh size). The same seed gives the same sequence "
         "of sizes for both heaps. First and last bytes written, realloc checked. ns per call, median "
         "of %d run%s. The peers show how much of the growth the machine itself imposes (cache and TLB "
-        "misses on a bigger heap)." % (SCALE_SEED, "{:,}".format(data["ops"]), data["runs"],
-                                        "" if data["runs"] == 1 else "s"))
+        "misses on a bigger heap). **Temporaries' spread**: the distinct 4 KiB pages and 2 MiB regions "
+        "that the last 32,768 temporaries landed in (median over the runs); a heap that scatters "
+        "them over more memory pays more of those misses." % (SCALE_SEED, "{:,}".format(data["ops"]),
+                                                               data["runs"], "" if data["runs"] == 1 else "s"))
     out.append("")
     if data.get("skipped"):
         out.append('<span style="color:red">**%d MiB case skipped**</span>: %s.' % (big, data["skipped"]))
@@ -901,7 +905,7 @@ def scale_section(data, s):
             err = data["errors"].get((alloc, small)) or data["errors"].get((alloc, big)) or "?"
             rows.append(["**%s**" % LABEL[alloc] if alloc == "zendmm" else LABEL[alloc],
                          '<span style="color:red">**FAILED**</span>: ' + err.replace("|", "/"),
-                         "", "", "", "", ""])
+                         "", "", "", "", "", "", ""])
             continue
         rr = ratio(b["ns"], a["ns"])
         cell = fx(rr)
@@ -910,11 +914,14 @@ def scale_section(data, s):
         rows.append(["**%s**" % LABEL[alloc] if alloc == "zendmm" else LABEL[alloc],
                      fnum(a["ns"], 1), fnum(b["ns"], 1), cell,
                      fnum(a["minflt"], 0), fnum(b["minflt"], 0),
+                     "%s / %s" % (fnum(a["pages"], 0), fnum(a["regions"], 0)),
+                     "%s / %s" % (fnum(b["pages"], 0), fnum(b["regions"], 0)),
                      "%s / %s" % ("{:,}".format(a["blocks"]), "{:,}".format(b["blocks"]))])
     big_label = "%d GiB" % (big // 1024) if big % 1024 == 0 else "%d MiB" % big
     out.append(md_table(["allocator", "%d MiB: ns/call" % small, "%s: ns/call" % big_label,
                          "ratio", "faults %d MiB" % small, "faults %s" % big_label,
-                         "long-lived blocks"], rows))
+                         "spread %d MiB: pages / regions" % small,
+                         "spread %s: pages / regions" % big_label, "long-lived blocks"], rows))
     out.append("")
     return out
 
