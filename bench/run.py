@@ -875,6 +875,7 @@ def scale_summary(data):
                                     "minflt": median([r["minflt"] for r in rs]),
                                     "pages": median([r["young_pages"] for r in rs]),
                                     "regions": median([r["young_regions"] for r in rs]),
+                                    "sampled": rs[0]["young_sampled"],
                                     "blocks": rs[0]["old_blocks"], "bytes": rs[0]["live_bytes"]}
     return s
 
@@ -891,9 +892,10 @@ def scale_section(data, s):
         "of sizes for both heaps. First and last bytes written, realloc checked. ns per call, median "
         "of %d run%s. The peers show how much of the growth the machine itself imposes (cache and TLB "
         "misses on a bigger heap). **Temporaries' spread**: the distinct 4 KiB pages and 2 MiB regions "
-        "that the last 32,768 temporaries landed in (median over the runs); a heap that scatters "
-        "them over more memory pays more of those misses." % (SCALE_SEED, "{:,}".format(data["ops"]),
-                                                               data["runs"], "" if data["runs"] == 1 else "s"))
+        "that the last %s temporaries landed in (median over the runs); a heap that scatters "
+        "them over more memory pays more of those misses."
+        % (SCALE_SEED, "{:,}".format(data["ops"]), data["runs"], "" if data["runs"] == 1 else "s",
+           "{:,}".format(max([v["sampled"] for v in s.values()] or [0]))))
     out.append("")
     if data.get("skipped"):
         out.append('<span style="color:red">**%d MiB case skipped**</span>: %s.' % (big, data["skipped"]))
