@@ -34,9 +34,12 @@ use core::ptr::{self, NonNull};
 /// maps: on the scale benchmark's 4 GiB heap a call took 87-97 ns instead
 /// of 110-115, and 71-75 ns instead of 78-86 once the blocks of 256 KiB
 /// to 1 MiB (61% of its bytes) no longer took 4 KiB pages. Below it the
-/// coarser grain costs more than it saves (`strings.php`, 75 MB: 2%
-/// slower and 6% more resident with 64 MiB here).
-pub(crate) const BIG_HEAP: usize = 128 << 20;
+/// coarser grain costs more than it saves: a huge page is resident as a
+/// whole, holes and all. With 128 MiB here the scale benchmark's 64 MiB
+/// heap (which maps 159-165 MB of segments while it churns) peaked at
+/// 142 MB resident; with 256 MiB, 97.5 MB, at the same speed (and
+/// `strings.php`, 75 MB, ran 2% slower and 6% bigger with 64 MiB).
+pub(crate) const BIG_HEAP: usize = 256 << 20;
 /// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
 pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 
