@@ -959,10 +959,11 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
     size_t own = own_peak_now();
     printf("RESULT mode=scale alloc=%s live_mib=%zu live_bytes=%zu old_blocks=%zu ops=%zu ns=%llu "
            "ns_per_op=%.3f minflt=%ld own_peak=%zu seed=%llu young_sampled=%zu young_pages=%zu "
-           "young_regions=%zu\n",
+           "young_regions=%zu max_rss_kib=%ld\n",
            A.name, live_mib, bytes, n, calls, (unsigned long long)ns, (double)ns / (double)calls,
            ru1.ru_minflt - ru0.ru_minflt, own, (unsigned long long)seed,
-           g_nspread < SPREAD_N ? g_nspread : (size_t)SPREAD_N, spread_count(12), spread_count(21));
+           g_nspread < SPREAD_N ? g_nspread : (size_t)SPREAD_N, spread_count(12), spread_count(21),
+           ru1.ru_maxrss);
     return 0;
 }
 

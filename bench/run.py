@@ -631,7 +631,7 @@ def e2e_section(data):
         for key, label, _ in e2e_configs(data["php"]):
             if key == "zendmm" and not data.get("zendmm_active"):
                 rows.append(["**%s**" % label, '<span style="color:red">zendmm not active</span>',
-                             "", "", "", "", "", "", ""])
+                             "", "", "", "", "", "", "", "", ""])
                 continue
             if (name, key) in data["errors"]:
                 rows.append([label, '<span style="color:red">**FAILED**</span>: '
@@ -873,6 +873,7 @@ def scale_summary(data):
             if rs:
                 s[(alloc, live)] = {"ns": median([r["ns_per_op"] for r in rs]),
                                     "minflt": median([r["minflt"] for r in rs]),
+                                    "rss": median([r["max_rss_kib"] for r in rs]),
                                     "pages": median([r["young_pages"] for r in rs]),
                                     "regions": median([r["young_regions"] for r in rs]),
                                     "sampled": rs[0]["young_sampled"],
@@ -893,7 +894,8 @@ def scale_section(data, s):
         "of %d run%s. The peers show how much of the growth the machine itself imposes (cache and TLB "
         "misses on a bigger heap). **Temporaries' spread**: the distinct 4 KiB pages and 2 MiB regions "
         "that the last %s temporaries landed in (median over the runs); a heap that scatters "
-        "them over more memory pays more of those misses."
+        "them over more memory pays more of those misses. **Peak RSS**: the process's maximum resident "
+        "set (`ru_maxrss`), build and timed loop together, median over the runs."
         % (SCALE_SEED, "{:,}".format(data["ops"]), data["runs"], "" if data["runs"] == 1 else "s",
            "{:,}".format(max([v["sampled"] for v in s.values()] or [0]))))
     out.append("")
@@ -907,7 +909,7 @@ def scale_section(data, s):
             err = data["errors"].get((alloc, small)) or data["errors"].get((alloc, big)) or "?"
             rows.append(["**%s**" % LABEL[alloc] if alloc == "zendmm" else LABEL[alloc],
                          '<span style="color:red">**FAILED**</span>: ' + err.replace("|", "/"),
-                         "", "", "", "", "", "", ""])
+                         "", "", "", "", "", "", "", "", ""])
             continue
         rr = ratio(b["ns"], a["ns"])
         cell = fx(rr)
@@ -916,12 +918,14 @@ def scale_section(data, s):
         rows.append(["**%s**" % LABEL[alloc] if alloc == "zendmm" else LABEL[alloc],
                      fnum(a["ns"], 1), fnum(b["ns"], 1), cell,
                      fnum(a["minflt"], 0), fnum(b["minflt"], 0),
+                     fmib(a["rss"]), fmib(b["rss"]),
                      "%s / %s" % (fnum(a["pages"], 0), fnum(a["regions"], 0)),
                      "%s / %s" % (fnum(b["pages"], 0), fnum(b["regions"], 0)),
                      "%s / %s" % ("{:,}".format(a["blocks"]), "{:,}".format(b["blocks"]))])
     big_label = "%d GiB" % (big // 1024) if big % 1024 == 0 else "%d MiB" % big
     out.append(md_table(["allocator", "%d MiB: ns/call" % small, "%s: ns/call" % big_label,
                          "ratio", "faults %d MiB" % small, "faults %s" % big_label,
+                         "peak RSS MiB (%d MiB)" % small, "peak RSS MiB (%s)" % big_label,
                          "spread %d MiB: pages / regions" % small,
                          "spread %s: pages / regions" % big_label, "long-lived blocks"], rows))
     out.append("")
