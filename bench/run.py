@@ -631,7 +631,7 @@ def e2e_section(data):
         for key, label, _ in e2e_configs(data["php"]):
             if key == "zendmm" and not data.get("zendmm_active"):
                 rows.append(["**%s**" % label, '<span style="color:red">zendmm not active</span>',
-                             "", "", "", "", "", "", "", "", ""])
+                             "", "", "", "", "", "", ""])
                 continue
             if (name, key) in data["errors"]:
                 rows.append([label, '<span style="color:red">**FAILED**</span>: '
