@@ -52,9 +52,12 @@ test: deps
 	$(call banner,"make test: all stages passed")
 
 # Includes tests/header_fresh.rs, which fails on a stale include/zendmm.h.
+# The ignored tests check which pages are mapped, which other tests'
+# threads change: they run alone, one at a time.
 rust-test:
 	$(call banner,"Rust tests (cargo test -p zendmm)")
 	$(CARGO) test -p zendmm --no-fail-fast
+	$(CARGO) test -p zendmm --lib -- --ignored --test-threads=1
 
 # The stress test runs threads.
 target/c_tests/test_stress: CFLAGS += -pthread

@@ -1523,6 +1523,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "boxes a segment in with the page after it: run alone (make rust-test runs it with --test-threads=1)"]
     fn a_segment_moved_for_appends_keeps_room_to_grow_and_one_that_doubles_does_not() {
         let mut h = started();
         let seg = h.segment_size();
