@@ -495,16 +495,6 @@ impl PageAfter {
             q.cast()
         })
     }
-
-    /// # Safety
-    /// `at` is a page of a mapping the caller owns and no longer uses.
-    pub(crate) unsafe fn over(at: *mut u8) -> PageAfter {
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
-        // SAFETY: caller's contract: replacing that page harms nothing.
-        let q = unsafe { libc::mmap(at.cast(), PAGE, libc::PROT_NONE, flags, -1, 0) };
-        assert_eq!(q.cast(), at, "PROT_NONE page over {at:p}");
-        PageAfter(at)
-    }
 }
 
 #[cfg(test)]
@@ -589,13 +579,13 @@ mod tests {
     }
 
     /// A mapping of `n` bytes that cannot grow where it lies, and the
-    /// page that boxes it in (`PageAfter`): its own last page, replaced,
-    /// as what lies after a mapping may be another test's and go away.
+    /// page that boxes it in (`PageAfter`; the tests that use it run
+    /// alone, so a neighbour that boxes it in instead stays).
     fn boxed_in(s: &dyn Storage, n: usize) -> (*mut u8, PageAfter) {
-        let p = s.alloc(n + PAGE);
+        let p = s.alloc(n);
         assert!(!p.is_null(), "{}", s.name());
-        // SAFETY: the page at `p + n` is the last of the fresh mapping.
-        (p, unsafe { PageAfter::over(p.add(n)) })
+        // SAFETY: only the address is formed.
+        (p, PageAfter::map(unsafe { p.add(n) }))
     }
 
     #[test]
