@@ -101,6 +101,40 @@ static void test_double_free_of_a_large_block(void)
 	                  "(pointer %x, block size 5008, segment %x of 262144 bytes)\n");
 }
 
+/* A heap of 256 MiB or more stacks freed blocks of 4.5-144 KiB by size
+ * class, still tagged used, as the fastcache does (src/large_cache.rs): a
+ * request rounds up to its class, and a second free is named the same way.
+ * One 512 MiB segment makes the heap big from its first block on. */
+static int child_double_free_in_a_big_heap(void *arg)
+{
+	(void)arg;
+	char *keep = emalloc(100);
+	char *p = emalloc(5000);
+	if (zend_mem_block_size(p) != 5120 - 8) {
+		fprintf(stderr, "5000 bytes took a block of %zu usable bytes\n", zend_mem_block_size(p));
+		return 1;
+	}
+	efree(p);
+	if (emalloc(4700) != p) {
+		fprintf(stderr, "a request of the same class did not take the stacked block\n");
+		return 1;
+	}
+	efree(p);
+	efree(p);
+	efree(keep);
+	return 0;
+}
+
+static void test_double_free_in_a_big_heap(void)
+{
+	static const th_env big[] = {{"ZEND_MM_SEG_SIZE", "512M"}, {NULL, NULL}};
+	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
+	expect_report(big, child_double_free_in_a_big_heap, NULL,
+	              "zend_mm_heap corrupted\n"
+	                  "efree: block is already in the fastcache (double free) "
+	                  "(pointer %x, block size 5120, segment %x of 536870912 bytes)\n");
+}
+
 /* ---- foreign pointers --------------------------------------------------- */
 
 static int child_free_stack(void *arg)
@@ -504,6 +538,7 @@ int main(void)
 {
 	RUN(test_double_free_of_a_cached_block);
 	RUN(test_double_free_of_a_large_block);
+	RUN(test_double_free_in_a_big_heap);
 	RUN(test_foreign_pointers_are_rejected);
 	RUN(test_free_after_request_shutdown);
 	RUN(test_overflow_is_caught_at_free);

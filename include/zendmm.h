@@ -93,7 +93,8 @@ typedef struct zendmm_heap_stats {
     // `memory_limit` in bytes.
     size_t limit;
     size_t segments;
-    // Bytes and blocks held by the fastcache (freed, kept for reuse).
+    // Bytes and blocks held by the fastcache and, in a heap of 256 MiB or
+    // more, its stacks of large blocks (freed, kept for reuse).
     size_t cached_bytes;
     size_t cached_blocks;
     // Free blocks of the small class: the 64 exact-size buckets (true

@@ -78,6 +78,7 @@ pub mod heap;
 #[doc(hidden)]
 pub mod hotpatch;
 mod huge;
+mod large_cache;
 #[doc(hidden)]
 pub mod leaks;
 #[doc(hidden)]

@@ -65,6 +65,7 @@ impl Heap {
         let keep = self.release_all_segments(keep_one);
         self.lists.clear();
         self.cache.clear();
+        self.large.clear();
         // Nothing is linked now: a new key costs nothing, and a new epoch
         // makes the old blocks fail `efree` from now on.
         self.renew_secret();

@@ -2,6 +2,7 @@
 
 use crate::cache::CACHE_BUCKETS;
 use crate::heap::Heap;
+use crate::large_cache::LARGE_CLASSES;
 
 /// What a heap holds right now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,9 +20,10 @@ pub struct Stats {
     pub limit: usize,
     /// Segments held.
     pub segments: usize,
-    /// Bytes of freed small blocks resting in the fastcache.
+    /// Bytes of freed blocks resting in the fastcache (and, in a heap of
+    /// 256 MiB or more, on its stacks of large blocks).
     pub cached_bytes: usize,
-    /// Blocks resting in the fastcache.
+    /// Blocks resting in the fastcache and the large stacks.
     pub cached_blocks: usize,
     /// Bytes of free small blocks (the designated victim included).
     pub free_small_bytes: usize,
@@ -54,7 +56,15 @@ impl Heap {
             lists.large_blocks += 1;
             lists.large_bytes += lists.dv_bytes;
         }
-        let cached_blocks = (0..CACHE_BUCKETS).map(|i| self.cache.len(i)).sum();
+        let mut cached_blocks: usize = (0..CACHE_BUCKETS).map(|i| self.cache.len(i)).sum();
+        for class in 0..LARGE_CLASSES {
+            let mut b = self.large.head(class);
+            while !b.is_null() {
+                cached_blocks += 1;
+                // SAFETY: stacked blocks are live used blocks (L1).
+                b = unsafe { self.large.next_in_stack(b) };
+            }
+        }
         Stats {
             usage: self.usage(false),
             peak: self.peak_usage(false),
@@ -62,7 +72,7 @@ impl Heap {
             real_peak: self.peak_usage(true),
             limit: self.limit(),
             segments: self.segment_count(),
-            cached_bytes: self.cache.cached(),
+            cached_bytes: self.cached(),
             cached_blocks,
             free_small_bytes: lists.small_bytes,
             free_small_blocks: lists.small_blocks,

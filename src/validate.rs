@@ -6,6 +6,7 @@ use crate::block::{Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::CACHE_BUCKETS;
 use crate::free_lists::{bucket_size, is_small, ListCounts};
 use crate::heap::Heap;
+use crate::large_cache::{class_size, LARGE_CLASSES};
 
 impl Heap {
     /// Every problem found, one sentence each; empty for a healthy heap.
@@ -126,12 +127,18 @@ impl Heap {
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
-        let (cached_blocks, cached_bytes) = self.cache_census(blocks + 1, &mut problems);
-        let _ = cached_blocks;
+        let cached_bytes = self.cache_census(blocks + 1, &mut problems);
         if cached_bytes != self.cache.cached() {
             problems.push(format!(
                 "cache holds {cached_bytes} bytes, counter says {}",
                 self.cache.cached()
+            ));
+        }
+        let large_bytes = self.large_census(blocks + 1, &mut problems);
+        if large_bytes != self.large.cached() {
+            problems.push(format!(
+                "large stacks hold {large_bytes} bytes, counter says {} (L2)",
+                self.large.cached()
             ));
         }
         if used_bytes != self.acct.size {
@@ -160,7 +167,8 @@ impl Heap {
         }
     }
 
-    fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> (usize, usize) {
+    /// Checks every cached block's tag and size; returns the cached bytes.
+    fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
         let (mut n, mut bytes) = (0, 0);
         for i in 0..CACHE_BUCKETS {
             let mut b: Block = self.cache.head(i);
@@ -185,13 +193,48 @@ impl Heap {
                     bytes += t.size();
                     if n > limit {
                         problems.push("fastcache stacks loop".into());
-                        return (n, bytes);
+                        return bytes;
                     }
                     b = self.cache.next_in_stack(b);
                 }
             }
         }
-        (n, bytes)
+        bytes
+    }
+
+    /// As `cache_census` for the large stacks (L1); returns their bytes.
+    fn large_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
+        let (mut n, mut bytes) = (0, 0);
+        for i in 0..LARGE_CLASSES {
+            let mut b: Block = self.large.head(i);
+            while !b.is_null() {
+                // SAFETY: stacked blocks are live used blocks; the walk is bounded.
+                unsafe {
+                    let t = b.tag();
+                    let kind_ok = if self.protect {
+                        t.is_cached()
+                    } else {
+                        t.is_used()
+                    };
+                    if !kind_ok || t.size() < class_size(i) || t.size() >= class_size(i + 1) {
+                        problems.push(format!(
+                            "block {:#x} on large stack {i} has tag {:#x} (L1)",
+                            b.addr(),
+                            t.raw()
+                        ));
+                        break;
+                    }
+                    n += 1;
+                    bytes += t.size();
+                    if n > limit {
+                        problems.push("large stacks loop".into());
+                        return bytes;
+                    }
+                    b = self.large.next_in_stack(b);
+                }
+            }
+        }
+        bytes
     }
 }
 

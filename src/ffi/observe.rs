@@ -108,7 +108,7 @@ pub(crate) fn before_shutdown(h: *mut zend_mm_heap, full: bool) {
             real_usage: core.usage(true),
             real_peak: core.peak_usage(true),
             segments: core.segment_count(),
-            cached: core.cache.cached(),
+            cached: core.cached(),
             hits: hits.wrapping_sub(obs.last_hits),
             misses: misses.wrapping_sub(obs.last_misses),
         }

@@ -206,7 +206,8 @@ pub struct zendmm_heap_stats {
     /// `memory_limit` in bytes.
     pub limit: usize,
     pub segments: usize,
-    /// Bytes and blocks held by the fastcache (freed, kept for reuse).
+    /// Bytes and blocks held by the fastcache and, in a heap of 256 MiB or
+    /// more, its stacks of large blocks (freed, kept for reuse).
     pub cached_bytes: usize,
     pub cached_blocks: usize,
     /// Free blocks of the small class: the 64 exact-size buckets (true
