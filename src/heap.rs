@@ -44,13 +44,13 @@ use core::ptr::{self, NonNull};
 /// 142 MB resident; with 256 MiB, 97.5 MB, at the same speed (and
 /// `strings.php`, 75 MB, ran 2% slower and 6% bigger with 64 MiB).
 pub(crate) const BIG_HEAP: usize = 256 << 20;
+/// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
+pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 
 /// A big heap's large stacks hold at most 1/`LARGE_SHARE` of its segment
 /// bytes; past that a freed large block is coalesced as in any heap. The
 /// scale benchmark's 4 GiB heap ran alike with 1/32 and 1/512.
 const LARGE_SHARE: usize = 128;
-/// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
-pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 
 /// Large blocks grow in place by whole multiples of this (a page).
 const GROW_QUANTUM: usize = 4096;
@@ -319,7 +319,9 @@ impl Heap {
         self.alloc_block(size)
     }
 
-    /// A block of at least `size` usable bytes, from anywhere but the cache.
+    /// A block of at least `size` usable bytes, from anywhere but the
+    /// fastcache: in a big heap a large request is rounded up to its class
+    /// and takes a block from that class's stack first.
     #[inline(always)]
     pub(crate) fn alloc_block(&mut self, size: usize) -> Result<NonNull<u8>, MemError> {
         let mut ts = self.checked_true_size(size)?;
@@ -732,7 +734,8 @@ impl Heap {
         }
     }
 
-    /// Frees a block already checked by `used_block`, bypassing the cache.
+    /// Frees a block already checked by `used_block`, bypassing the
+    /// fastcache; in a big heap a large block may rest on its class's stack.
     ///
     /// # Safety
     /// `b` is a live used block of this heap.

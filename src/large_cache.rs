@@ -14,6 +14,10 @@
 //! use them (every trace and PHP workload here), so their layout and
 //! resident set are PHP 5.3's.
 //!
+//! A heap that shrinks below `BIG_HEAP` stops taking from the stacks;
+//! what they hold (at most 1/128 of the heap they were filled in) waits
+//! for the next flush or the request end.
+//!
 //! Invariants:
 //! - L1: a block on stack `i` is a used block of this request of at least
 //!   `class_size(i)` and less than `class_size(i + 1)` bytes; with
