@@ -198,27 +198,14 @@ impl FastCache {
     /// `b` is a cached block, or one just taken off with `take_all`.
     #[inline]
     pub unsafe fn next_in_stack(&self, b: Block) -> Block {
-        // SAFETY: caller's contract; the link is checked as it is decoded.
-        unsafe {
-            let next = b.prev_free(self.secret);
-            b.check_links(next, Block::NULL);
-            next
-        }
+        // SAFETY: caller's contract.
+        unsafe { stack_next(b, self.secret) }
     }
 
-    /// Re-encodes every cached block's link and check word for `new` secret.
+    /// Re-encodes every cached block's link for `new` secret.
     pub fn rekey(&mut self, new: usize) {
-        for i in 0..CACHE_BUCKETS {
-            let mut b = self.head(i);
-            while !b.is_null() {
-                // SAFETY: cached blocks are live used blocks (I3).
-                unsafe {
-                    let next = self.next_in_stack(b);
-                    b.set_prev_free(next, new);
-                    b = next;
-                }
-            }
-        }
+        // SAFETY: cached blocks are live used blocks (I3).
+        unsafe { rekey_stacks((0..CACHE_BUCKETS).map(|i| self.head(i)), self.secret, new) };
         self.secret = new;
     }
 
@@ -239,6 +226,39 @@ impl FastCache {
     /// The stack of bucket `index`, for the validator and statistics.
     pub fn head(&self, index: usize) -> Block {
         self.slots[index + 1]
+    }
+}
+
+/// The block below `b` on a stack whose links are keyed with `secret`
+/// (the fastcache's and the large stacks' alike), checked as it is decoded.
+///
+/// # Safety
+/// `b` is a block on a stack, or one just taken off with its stack.
+#[inline]
+pub unsafe fn stack_next(b: Block, secret: usize) -> Block {
+    // SAFETY: caller's contract; stacked blocks hold their link.
+    unsafe {
+        let next = b.prev_free(secret);
+        b.check_links(next, Block::NULL);
+        next
+    }
+}
+
+/// Re-encodes the link of every block on the stacks `heads` from key `old`
+/// to key `new`.
+///
+/// # Safety
+/// The stacks hold live blocks whose links are keyed with `old`.
+pub unsafe fn rekey_stacks(heads: impl Iterator<Item = Block>, old: usize, new: usize) {
+    for mut b in heads {
+        while !b.is_null() {
+            // SAFETY: caller's contract.
+            unsafe {
+                let next = stack_next(b, old);
+                b.set_prev_free(next, new);
+                b = next;
+            }
+        }
     }
 }
 

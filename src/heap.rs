@@ -1711,6 +1711,20 @@ mod tests {
         assert_eq!(h.stats().cached_bytes, class_size(1));
         assert_eq!(h.stats().cached_blocks, 1);
         assert!(h.check().is_empty(), "{:?}", h.check());
+        // The validator checks that a stacked block's size is its class's (L1).
+        let b = Block::from_data_unchecked(p);
+        // SAFETY: `b` rests on a stack; its tag is put back below.
+        let tag = unsafe { b.tag() };
+        // SAFETY: as above.
+        unsafe { b.set_tag_only(Tag::from_raw(tag.raw() + class_size(1))) };
+        assert!(
+            h.check().iter().any(|e| e.contains("on large stack 1")),
+            "{:?}",
+            h.check()
+        );
+        // SAFETY: as above.
+        unsafe { b.set_tag_only(tag) };
+        assert!(h.check().is_empty(), "{:?}", h.check());
         // Another class does not take it; any request of its class does.
         let other = h.alloc(9000).unwrap().as_ptr();
         assert_ne!(other, p);

@@ -26,6 +26,7 @@
 //!   them in `Accounting::size` and subtracts them from `usage`.
 
 use crate::block::{Block, Tag, CACHED_BIT};
+use crate::cache::{rekey_stacks, stack_next};
 
 /// Classes per doubling of size, as a shift: 8, each 12.5% of the power
 /// of two above the one below.
@@ -83,7 +84,8 @@ pub fn class_down(size: usize) -> Option<usize> {
 pub struct LargeCache {
     stacks: [Block; LARGE_CLASSES],
     cached: usize,
-    /// The heap's link key (as `FastCache::secret`).
+    /// The heap's link key, the fastcache's too: a flush follows both
+    /// kinds of stack with either's `next_in_stack`.
     secret: usize,
 }
 
@@ -147,12 +149,8 @@ impl LargeCache {
     /// # Safety
     /// `b` is stacked, or was just taken off with `take_all`.
     pub unsafe fn next_in_stack(&self, b: Block) -> Block {
-        // SAFETY: caller's contract; the link is checked as it is decoded.
-        unsafe {
-            let next = b.prev_free(self.secret);
-            b.check_links(next, Block::NULL);
-            next
-        }
+        // SAFETY: caller's contract.
+        unsafe { stack_next(b, self.secret) }
     }
 
     /// The stack of `class`, for the validator and statistics.
@@ -201,17 +199,8 @@ impl LargeCache {
 
     /// Re-encodes every link for `new` secret.
     pub fn rekey(&mut self, new: usize) {
-        for class in 0..LARGE_CLASSES {
-            let mut b = self.stacks[class];
-            while !b.is_null() {
-                // SAFETY: stacked blocks are live (L1).
-                unsafe {
-                    let next = self.next_in_stack(b);
-                    b.set_prev_free(next, new);
-                    b = next;
-                }
-            }
-        }
+        // SAFETY: stacked blocks are live (L1).
+        unsafe { rekey_stacks(self.stacks.into_iter(), self.secret, new) };
         self.secret = new;
     }
 }

@@ -167,13 +167,42 @@ impl Heap {
         }
     }
 
-    /// Checks every cached block's tag and size; returns the cached bytes.
+    /// Checks the tag and size of every block on the fastcache's stacks;
+    /// returns their bytes.
     fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
+        let heads = (0..CACHE_BUCKETS).map(|i| self.cache.head(i));
+        self.stack_census(
+            "fastcache",
+            heads,
+            |i, size| size == bucket_size(i),
+            limit,
+            problems,
+        )
+    }
+
+    /// As `cache_census` for the large stacks (L1).
+    fn large_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
+        let heads = (0..LARGE_CLASSES).map(|i| self.large.head(i));
+        let fits = |i, size| class_size(i) <= size && size < class_size(i + 1);
+        self.stack_census("large", heads, fits, limit, problems)
+    }
+
+    /// Walks `stacks` stacks (their `heads`), checking that each block is
+    /// marked cached (used without protection) and that its size `fits`
+    /// its stack; returns the bytes they hold.
+    fn stack_census(
+        &self,
+        stacks: &str,
+        heads: impl Iterator<Item = Block>,
+        fits: impl Fn(usize, usize) -> bool,
+        limit: usize,
+        problems: &mut Vec<String>,
+    ) -> usize {
         let (mut n, mut bytes) = (0, 0);
-        for i in 0..CACHE_BUCKETS {
-            let mut b: Block = self.cache.head(i);
+        for (i, mut b) in heads.enumerate() {
             while !b.is_null() {
-                // SAFETY: cached blocks are live used blocks; the walk is bounded.
+                // SAFETY: stacked blocks are live used blocks; the walk is
+                // bounded; both kinds of stack share the heap's key.
                 unsafe {
                     let t = b.tag();
                     let kind_ok = if self.protect {
@@ -181,9 +210,9 @@ impl Heap {
                     } else {
                         t.is_used()
                     };
-                    if !kind_ok || t.size() != bucket_size(i) {
+                    if !kind_ok || !fits(i, t.size()) {
                         problems.push(format!(
-                            "cached block {:#x} in bucket {i} has tag {:#x}",
+                            "block {:#x} on {stacks} stack {i} has tag {:#x}",
                             b.addr(),
                             t.raw()
                         ));
@@ -192,45 +221,10 @@ impl Heap {
                     n += 1;
                     bytes += t.size();
                     if n > limit {
-                        problems.push("fastcache stacks loop".into());
+                        problems.push(format!("{stacks} stacks loop"));
                         return bytes;
                     }
                     b = self.cache.next_in_stack(b);
-                }
-            }
-        }
-        bytes
-    }
-
-    /// As `cache_census` for the large stacks (L1); returns their bytes.
-    fn large_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
-        let (mut n, mut bytes) = (0, 0);
-        for i in 0..LARGE_CLASSES {
-            let mut b: Block = self.large.head(i);
-            while !b.is_null() {
-                // SAFETY: stacked blocks are live used blocks; the walk is bounded.
-                unsafe {
-                    let t = b.tag();
-                    let kind_ok = if self.protect {
-                        t.is_cached()
-                    } else {
-                        t.is_used()
-                    };
-                    if !kind_ok || t.size() < class_size(i) || t.size() >= class_size(i + 1) {
-                        problems.push(format!(
-                            "block {:#x} on large stack {i} has tag {:#x} (L1)",
-                            b.addr(),
-                            t.raw()
-                        ));
-                        break;
-                    }
-                    n += 1;
-                    bytes += t.size();
-                    if n > limit {
-                        problems.push("large stacks loop".into());
-                        return bytes;
-                    }
-                    b = self.large.next_in_stack(b);
                 }
             }
         }
