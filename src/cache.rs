@@ -244,6 +244,20 @@ pub unsafe fn stack_next(b: Block, secret: usize) -> Block {
     }
 }
 
+/// Blocks on the stack starting at `head`, its links keyed with `secret`.
+///
+/// # Safety
+/// The stack holds live blocks.
+pub unsafe fn stack_len(head: Block, secret: usize) -> usize {
+    let (mut n, mut b) = (0, head);
+    while !b.is_null() {
+        n += 1;
+        // SAFETY: caller's contract.
+        b = unsafe { stack_next(b, secret) };
+    }
+    n
+}
+
 /// Re-encodes the link of every block on the stacks `heads` from key `old`
 /// to key `new`.
 ///
@@ -266,14 +280,8 @@ pub unsafe fn rekey_stacks(heads: impl Iterator<Item = Block>, old: usize, new: 
 impl FastCache {
     /// Blocks on the stack of bucket `index` (a walk of that stack).
     pub fn len(&self, index: usize) -> usize {
-        let mut n = 0;
-        let mut b = self.head(index);
-        while !b.is_null() {
-            n += 1;
-            // SAFETY: cached blocks are live used blocks (I3).
-            b = unsafe { self.next_in_stack(b) };
-        }
-        n
+        // SAFETY: cached blocks are live used blocks (I3).
+        unsafe { stack_len(self.head(index), self.secret) }
     }
 }
 

@@ -26,7 +26,7 @@
 //!   them in `Accounting::size` and subtracts them from `usage`.
 
 use crate::block::{Block, Tag, CACHED_BIT};
-use crate::cache::{rekey_stacks, stack_next};
+use crate::cache::{rekey_stacks, stack_len, stack_next};
 
 /// Classes per doubling of size, as a shift: 8, each 12.5% of the power
 /// of two above the one below.
@@ -151,6 +151,16 @@ impl LargeCache {
     pub unsafe fn next_in_stack(&self, b: Block) -> Block {
         // SAFETY: caller's contract.
         unsafe { stack_next(b, self.secret) }
+    }
+
+    /// Blocks on all the stacks (a walk of each).
+    pub fn blocks(&self) -> usize {
+        let mut n = 0;
+        for head in self.stacks {
+            // SAFETY: stacked blocks are live (L1).
+            n += unsafe { stack_len(head, self.secret) };
+        }
+        n
     }
 
     /// The stack of `class`, for the validator and statistics.

@@ -2,7 +2,6 @@
 
 use crate::cache::CACHE_BUCKETS;
 use crate::heap::Heap;
-use crate::large_cache::LARGE_CLASSES;
 
 /// What a heap holds right now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,15 +55,8 @@ impl Heap {
             lists.large_blocks += 1;
             lists.large_bytes += lists.dv_bytes;
         }
-        let mut cached_blocks: usize = (0..CACHE_BUCKETS).map(|i| self.cache.len(i)).sum();
-        for class in 0..LARGE_CLASSES {
-            let mut b = self.large.head(class);
-            while !b.is_null() {
-                cached_blocks += 1;
-                // SAFETY: stacked blocks are live used blocks (L1).
-                b = unsafe { self.large.next_in_stack(b) };
-            }
-        }
+        let cached_blocks =
+            (0..CACHE_BUCKETS).map(|i| self.cache.len(i)).sum::<usize>() + self.large.blocks();
         Stats {
             usage: self.usage(false),
             peak: self.peak_usage(false),
