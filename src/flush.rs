@@ -43,7 +43,7 @@ const WALK_MIN: usize = 8 << 20;
 
 /// Does a flush of `cached` bytes from a heap of `real` segment bytes walk?
 /// On the `parsedown` replay the flush of 2.7 MB from a 20 MB heap took
-/// 2.1-2.8 ms of its large allocations as a walk, 0.7-1.0 ms block by
+/// 2.1-2.8 ms of its large allocations as a walk, 0.6-1.0 ms block by
 /// block (fenced), and the replay 0.96x of its time. The `bench` replay
 /// (a heap under 8 MB) ran 1.10x slower without its walks, `strings.php`
 /// (8-22 MB cached in 60-76 MB) the same either way.
