@@ -112,6 +112,11 @@ impl FastCache {
         self.bias = bias_for(self.enabled, used_bits);
     }
 
+    /// The key the stacks' links are XORed with.
+    pub fn secret(&self) -> usize {
+        self.secret
+    }
+
     /// The key links are XORed with. Only changed while the cache is empty
     /// or through `rekey`.
     pub fn set_secret(&mut self, secret: usize) {
@@ -163,13 +168,8 @@ impl FastCache {
     #[inline(always)]
     pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag, checked: bool) {
         let slot = (index & (CACHE_BUCKETS - 1)) + 1;
-        // SAFETY: caller's contract; the link lives in `b`'s data.
-        unsafe {
-            b.set_prev_free(self.slots[slot], self.secret);
-            if checked {
-                b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
-            }
-        }
+        // SAFETY: caller's contract.
+        unsafe { stack_link(b, self.slots[slot], tag, checked, self.secret) };
         self.slots[slot] = b;
         self.cached += tag.size();
     }
@@ -181,15 +181,8 @@ impl FastCache {
     /// Cached blocks are live used blocks (I3).
     #[cold]
     pub unsafe fn holds(&self, b: Block, index: usize) -> bool {
-        let mut c = self.head(index & (CACHE_BUCKETS - 1));
-        while !c.is_null() {
-            if c == b {
-                return true;
-            }
-            // SAFETY: caller's contract.
-            c = unsafe { self.next_in_stack(c) };
-        }
-        false
+        // SAFETY: caller's contract.
+        unsafe { stack_holds(self.head(index & (CACHE_BUCKETS - 1)), b, self.secret) }
     }
 
     /// The block below `b` on its stack (or null).
@@ -227,6 +220,40 @@ impl FastCache {
     pub fn head(&self, index: usize) -> Block {
         self.slots[index + 1]
     }
+}
+
+/// Puts used block `b`, tagged `tag`, on top of `below`: its link, keyed
+/// with `secret`, and with `checked` (the heap's protection) `CACHED_BIT`
+/// in its tag.
+///
+/// # Safety
+/// `b` is a used block on no stack.
+#[inline(always)]
+pub unsafe fn stack_link(b: Block, below: Block, tag: Tag, checked: bool, secret: usize) {
+    // SAFETY: caller's contract; the link lives in `b`'s data.
+    unsafe {
+        b.set_prev_free(below, secret);
+        if checked {
+            b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
+        }
+    }
+}
+
+/// Is `b` on the stack starting at `head`, its links keyed with `secret`?
+///
+/// # Safety
+/// The stack holds live blocks.
+#[cold]
+pub unsafe fn stack_holds(head: Block, b: Block, secret: usize) -> bool {
+    let mut c = head;
+    while !c.is_null() {
+        if c == b {
+            return true;
+        }
+        // SAFETY: caller's contract.
+        c = unsafe { stack_next(c, secret) };
+    }
+    false
 }
 
 /// The block below `b` on a stack whose links are keyed with `secret`

@@ -23,7 +23,7 @@
 //! off the cache does not mark them, so the walk marks them first.
 
 use crate::block::{Block, Tag, CACHED_BIT, MIN_SIZE};
-use crate::cache::CACHE_SIZE;
+use crate::cache::{stack_next, CACHE_SIZE};
 use crate::heap::Heap;
 use crate::report::corrupted;
 use crate::segment::Segment;
@@ -113,13 +113,29 @@ impl Heap {
         self.flush_floor = CACHE_SIZE;
     }
 
+    /// Empties the fastcache and the large stacks; each stack's head with
+    /// the key its links are XORed with.
+    fn take_stacks(&mut self) -> impl Iterator<Item = (Block, usize)> {
+        let (small_key, large_key) = (self.cache.secret(), self.large.secret());
+        let small = self
+            .cache
+            .take_all()
+            .into_iter()
+            .map(move |b| (b, small_key));
+        small.chain(
+            self.large
+                .take_all()
+                .into_iter()
+                .map(move |b| (b, large_key)),
+        )
+    }
+
     fn flush_by_blocks(&mut self) {
-        let (small, large) = (self.cache.take_all(), self.large.take_all());
-        for mut b in small.into_iter().chain(large) {
+        for (mut b, key) in self.take_stacks() {
             while !b.is_null() {
                 // SAFETY: cached blocks are live used blocks owned by the cache (I3).
                 unsafe {
-                    let next = self.cache.next_in_stack(b);
+                    let next = stack_next(b, key);
                     let size = b.tag().size();
                     self.acct.sub_used(size);
                     self.release(b, size);
@@ -132,13 +148,13 @@ impl Heap {
     /// # Safety
     /// The cache's blocks are live used blocks of this heap's segments.
     unsafe fn flush_by_walk(&mut self) {
-        let (small, large) = (self.cache.take_all(), self.large.take_all());
+        let stacks = self.take_stacks();
         if !self.protect {
-            for mut b in small.into_iter().chain(large) {
+            for (mut b, key) in stacks {
                 while !b.is_null() {
                     // SAFETY: caller's contract; the stack links are checked.
                     unsafe {
-                        let next = self.cache.next_in_stack(b);
+                        let next = stack_next(b, key);
                         b.set_tag_only(Tag::from_raw(b.tag().raw() | CACHED_BIT));
                         b = next;
                     }

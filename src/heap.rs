@@ -329,7 +329,7 @@ impl Heap {
             self.cache.misses += 1;
         } else if ts >= HUGE_MIN {
             return self.alloc_huge(ts);
-        } else if self.is_big() {
+        } else if self.uses_large_stacks() {
             if let Some((class, class_ts)) = large_cache::class_up(ts) {
                 ts = class_ts;
                 // SAFETY: stacked blocks are live used blocks (L1).
@@ -381,6 +381,14 @@ impl Heap {
     #[inline]
     pub(crate) fn is_big(&self) -> bool {
         self.acct.real_size >= BIG_HEAP
+    }
+
+    /// Does the heap round large requests to classes and stack their
+    /// blocks (`large_cache.rs`)? A big heap does, unless in debug mode,
+    /// whose frees all take the slow path.
+    #[inline]
+    fn uses_large_stacks(&self) -> bool {
+        self.is_big() && !self.debug.on
     }
 
     /// Bytes resting in the fastcache and the large stacks: counted in
@@ -744,13 +752,11 @@ impl Heap {
         unsafe {
             let tag = b.tag();
             let size = tag.size();
-            if self.is_big() && !self.debug.on {
-                if let Some(class) = large_cache::class_down(size) {
-                    if self.large.cached() + size <= self.acct.real_size / LARGE_SHARE {
-                        self.large.push(b, class, tag, self.protect);
-                        return;
-                    }
-                }
+            let stacks = self.uses_large_stacks()
+                && self.large.cached() + size <= self.acct.real_size / LARGE_SHARE;
+            if let Some(class) = large_cache::class_down(size).filter(|_| stacks) {
+                self.large.push(b, class, tag, self.protect);
+                return;
             }
             self.acct.sub_used(size);
             self.release(b, size);

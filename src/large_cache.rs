@@ -14,7 +14,9 @@
 //! use them (every trace and PHP workload here), so their layout and
 //! resident set are PHP 5.3's.
 //!
-//! A heap that shrinks below `BIG_HEAP` stops taking from the stacks;
+//! A heap in debug mode (`ZEND_MM_DEBUG`) neither rounds nor stacks, as
+//! its fastcache is off. A heap that shrinks below `BIG_HEAP` stops
+//! taking from the stacks;
 //! what they hold (at most 1/128 of the heap they were filled in) waits
 //! for the next flush or the request end.
 //!
@@ -25,8 +27,8 @@
 //! - L2: `cached` is the sum of the stacked blocks' sizes; the heap counts
 //!   them in `Accounting::size` and subtracts them from `usage`.
 
-use crate::block::{Block, Tag, CACHED_BIT};
-use crate::cache::{rekey_stacks, stack_len, stack_next};
+use crate::block::{Block, Tag};
+use crate::cache::{rekey_stacks, stack_holds, stack_len, stack_link, stack_next};
 
 /// Classes per doubling of size, as a shift: 8, each 12.5% of the power
 /// of two above the one below.
@@ -64,7 +66,7 @@ pub fn class_up(ts: usize) -> Option<(usize, usize)> {
     let k = log2(c);
     let j = ((c - (1 << k)) >> (k - CLASS_BITS)) + 1;
     let i = ((k - FIRST_SHIFT) << CLASS_BITS) + j - 1;
-    (i < LARGE_CLASSES).then(|| (i, (1 << k) + (j << (k - CLASS_BITS))))
+    (i < LARGE_CLASSES).then(|| (i, class_size(i)))
 }
 
 /// The class whose requests a free block of `size` bytes serves: the
@@ -84,8 +86,7 @@ pub fn class_down(size: usize) -> Option<usize> {
 pub struct LargeCache {
     stacks: [Block; LARGE_CLASSES],
     cached: usize,
-    /// The heap's link key, the fastcache's too: a flush follows both
-    /// kinds of stack with either's `next_in_stack`.
+    /// The heap's link key, set with the fastcache's and the lists'.
     secret: usize,
 }
 
@@ -111,13 +112,8 @@ impl LargeCache {
     /// `b` is a used block on no stack, of a size `class_down` maps to
     /// `class`.
     pub unsafe fn push(&mut self, b: Block, class: usize, tag: Tag, checked: bool) {
-        // SAFETY: caller's contract; the link lives in `b`'s data.
-        unsafe {
-            b.set_prev_free(self.stacks[class], self.secret);
-            if checked {
-                b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
-            }
-        }
+        // SAFETY: caller's contract.
+        unsafe { stack_link(b, self.stacks[class], tag, checked, self.secret) };
         self.stacks[class] = b;
         self.cached += tag.size();
     }
@@ -142,6 +138,11 @@ impl LargeCache {
             self.cached -= size;
         }
         b
+    }
+
+    /// The key the stacks' links are XORed with.
+    pub fn secret(&self) -> usize {
+        self.secret
     }
 
     /// The block below `b` on its stack (or null).
@@ -174,18 +175,8 @@ impl LargeCache {
     /// The stacked blocks are live (L1); `size` is `b`'s.
     #[cold]
     pub unsafe fn holds(&self, b: Block, size: usize) -> bool {
-        let Some(class) = class_down(size) else {
-            return false;
-        };
-        let mut c = self.stacks[class];
-        while !c.is_null() {
-            if c == b {
-                return true;
-            }
-            // SAFETY: caller's contract.
-            c = unsafe { self.next_in_stack(c) };
-        }
-        false
+        // SAFETY: caller's contract.
+        class_down(size).is_some_and(|i| unsafe { stack_holds(self.stacks[i], b, self.secret) })
     }
 
     /// Empties the stacks and hands them back for the caller to free.

@@ -3,7 +3,7 @@
 //! it after every operation; `zendmm_check_heap` runs it on demand.
 
 use crate::block::{Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
-use crate::cache::CACHE_BUCKETS;
+use crate::cache::{stack_next, CACHE_BUCKETS};
 use crate::free_lists::{bucket_size, is_small, ListCounts};
 use crate::heap::Heap;
 use crate::large_cache::{class_size, LARGE_CLASSES};
@@ -171,10 +171,12 @@ impl Heap {
     /// returns their bytes.
     fn cache_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
         let heads = (0..CACHE_BUCKETS).map(|i| self.cache.head(i));
+        let fits = |i, size| size == bucket_size(i);
         self.stack_census(
             "fastcache",
             heads,
-            |i, size| size == bucket_size(i),
+            self.cache.secret(),
+            fits,
             limit,
             problems,
         )
@@ -184,16 +186,17 @@ impl Heap {
     fn large_census(&self, limit: usize, problems: &mut Vec<String>) -> usize {
         let heads = (0..LARGE_CLASSES).map(|i| self.large.head(i));
         let fits = |i, size| class_size(i) <= size && size < class_size(i + 1);
-        self.stack_census("large", heads, fits, limit, problems)
+        self.stack_census("large", heads, self.large.secret(), fits, limit, problems)
     }
 
-    /// Walks `stacks` stacks (their `heads`), checking that each block is
-    /// marked cached (used without protection) and that its size `fits`
-    /// its stack; returns the bytes they hold.
+    /// Walks `stacks` stacks (their `heads`, links keyed with `key`),
+    /// checking that each block is marked cached (used without protection)
+    /// and that its size `fits` its stack; returns the bytes they hold.
     fn stack_census(
         &self,
         stacks: &str,
         heads: impl Iterator<Item = Block>,
+        key: usize,
         fits: impl Fn(usize, usize) -> bool,
         limit: usize,
         problems: &mut Vec<String>,
@@ -201,8 +204,7 @@ impl Heap {
         let (mut n, mut bytes) = (0, 0);
         for (i, mut b) in heads.enumerate() {
             while !b.is_null() {
-                // SAFETY: stacked blocks are live used blocks; the walk is
-                // bounded; both kinds of stack share the heap's key.
+                // SAFETY: stacked blocks are live used blocks; the walk is bounded.
                 unsafe {
                     let t = b.tag();
                     let kind_ok = if self.protect {
@@ -224,7 +226,7 @@ impl Heap {
                         problems.push(format!("{stacks} stacks loop"));
                         return bytes;
                     }
-                    b = self.cache.next_in_stack(b);
+                    b = stack_next(b, key);
                 }
             }
         }
