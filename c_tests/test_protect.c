@@ -79,6 +79,18 @@ static void test_double_free_of_a_cached_block(void)
 	                  "(pointer %x, block size 48, segment %x of 262144 bytes)\n");
 }
 
+/* Cached blocks carry their mark with protection off too (the flush walk
+ * finds them by it), so the second free is named the same way. */
+static void test_double_free_of_a_cached_block_without_protection(void)
+{
+	static const th_env off[] = {{"ZENDMM_PROTECT", "0"}, {NULL, NULL}};
+	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
+	expect_report(off, child_double_free_small, NULL,
+	              "zend_mm_heap corrupted\n"
+	                  "efree: block is already in the fastcache (double free) "
+	                  "(pointer %x, block size 48, segment %x of 262144 bytes)\n");
+}
+
 static int child_double_free_large(void *arg)
 {
 	(void)arg;
@@ -537,6 +549,7 @@ static void test_check_heap_protect_off_and_fork(void)
 int main(void)
 {
 	RUN(test_double_free_of_a_cached_block);
+	RUN(test_double_free_of_a_cached_block_without_protection);
 	RUN(test_double_free_of_a_large_block);
 	RUN(test_double_free_in_a_big_heap);
 	RUN(test_foreign_pointers_are_rejected);

@@ -27,7 +27,7 @@
 //! - I2 no two neighbouring blocks are both free (free coalesces at once).
 //! - I3 each free block is in exactly one of: a small bucket, the large trie,
 //!   the rest list, or is the designated victim; each cached block is on
-//!   exactly one fastcache stack.
+//!   exactly one fastcache or large stack and carries `CACHED_BIT`.
 //! - I4 a segment's first block has `prev == Tag::FIRST`; its last header is a
 //!   guard (`Tag::guard(segment size)`), which reads as used and is never merged.
 //! - I5 every block size is a multiple of `ALIGNMENT`, at least `MIN_SIZE`

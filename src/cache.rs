@@ -5,11 +5,21 @@
 //! 1-4 KiB temporaries are then reused hot instead of being merged into,
 //! and searched for in, the large trie.
 //!
-//! With protection on (`Heap::protect`), a cached block carries `CACHED_BIT` in its own tag (not in the mirror in
+//! A cached block carries `CACHED_BIT` in its own tag (not in the mirror in
 //! the next block's `prev`), so freeing it again fails `efree`'s tag check
-//! and is reported as a double free. Its first data word is its stack link,
-//! XORed with the heap's secret and checked when decoded, so a forged or
-//! overwritten link is reported instead of followed.
+//! and is reported as a double free, and a flush finds it by its tag
+//! (`flush.rs`). Its first data word is its stack link; with protection on
+//! (`Heap::protect`) the link is XORed with the heap's secret and checked
+//! when decoded, so a forged or overwritten link is reported instead of
+//! followed.
+//!
+//! The mark is set with protection off too. Session 18 measured the
+//! alternative, a flush walk that first follows every stack to mark its
+//! blocks: with 8-21 MiB cached that chase of dependent loads took
+//! `strings.php`'s 17 walks from 115-170M cycles to 565-650M, and the
+//! `phpparser` replay's 7 walks from 11-13M to 91-100M (20.7 against 14.6
+//! ns/event). The mark costs `efree` and the pop a store to the header
+//! line they load anyway.
 //!
 //! Cached blocks are not coalesced and stay counted in `Accounting::size`;
 //! `usage` subtracts `cached`. Unlike PHP 5.3's cache (at most
@@ -124,8 +134,8 @@ impl FastCache {
     }
 
     /// Pops a block of bucket `index`, or null; it gets the plain used tag
-    /// `used` (size and the request's used bits). `checked` is the heap's
-    /// protection: the link is checked and the cached bit cleared.
+    /// `used` (size and the request's used bits), which clears the cached
+    /// bit. `checked` is the heap's protection: the link is checked.
     ///
     /// # Safety
     /// Cached blocks are live used blocks (I3); `index < CACHE_BUCKETS`.
@@ -151,8 +161,8 @@ impl FastCache {
                 let next = b.prev_free(self.secret);
                 if checked {
                     b.check_links(next, Block::NULL);
-                    b.set_tag_only(used);
                 }
+                b.set_tag_only(used);
                 self.slots[slot] = next;
             }
             self.cached -= used.size();
@@ -161,28 +171,17 @@ impl FastCache {
         b
     }
 
-    /// `checked` (the heap's protection) marks the block cached in its tag.
+    /// Marks the block cached in its tag (`CACHED_BIT`).
     ///
     /// # Safety
     /// `b` is a used block with tag `tag` in bucket `index`, on no stack.
     #[inline(always)]
-    pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag, checked: bool) {
+    pub unsafe fn push(&mut self, b: Block, index: usize, tag: Tag) {
         let slot = (index & (CACHE_BUCKETS - 1)) + 1;
         // SAFETY: caller's contract.
-        unsafe { stack_link(b, self.slots[slot], tag, checked, self.secret) };
+        unsafe { stack_link(b, self.slots[slot], tag, self.secret) };
         self.slots[slot] = b;
         self.cached += tag.size();
-    }
-
-    /// Is `b` (a used block of bucket `index`) on its stack? For the double
-    /// free check, after the cheap check word matched.
-    ///
-    /// # Safety
-    /// Cached blocks are live used blocks (I3).
-    #[cold]
-    pub unsafe fn holds(&self, b: Block, index: usize) -> bool {
-        // SAFETY: caller's contract.
-        unsafe { stack_holds(self.head(index & (CACHE_BUCKETS - 1)), b, self.secret) }
     }
 
     /// The block below `b` on its stack (or null).
@@ -223,37 +222,17 @@ impl FastCache {
 }
 
 /// Puts used block `b`, tagged `tag`, on top of `below`: its link, keyed
-/// with `secret`, and with `checked` (the heap's protection) `CACHED_BIT`
-/// in its tag.
+/// with `secret`, and `CACHED_BIT` in its tag.
 ///
 /// # Safety
 /// `b` is a used block on no stack.
 #[inline(always)]
-pub unsafe fn stack_link(b: Block, below: Block, tag: Tag, checked: bool, secret: usize) {
+pub unsafe fn stack_link(b: Block, below: Block, tag: Tag, secret: usize) {
     // SAFETY: caller's contract; the link lives in `b`'s data.
     unsafe {
         b.set_prev_free(below, secret);
-        if checked {
-            b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
-        }
+        b.set_tag_only(Tag::from_raw(tag.raw() | CACHED_BIT));
     }
-}
-
-/// Is `b` on the stack starting at `head`, its links keyed with `secret`?
-///
-/// # Safety
-/// The stack holds live blocks.
-#[cold]
-pub unsafe fn stack_holds(head: Block, b: Block, secret: usize) -> bool {
-    let mut c = head;
-    while !c.is_null() {
-        if c == b {
-            return true;
-        }
-        // SAFETY: caller's contract.
-        c = unsafe { stack_next(c, secret) };
-    }
-    false
 }
 
 /// The block below `b` on a stack whose links are keyed with `secret`
@@ -337,9 +316,9 @@ mod tests {
             for x in [a, b, d] {
                 x.set_tag_only(Tag::used(32));
             }
-            c.push(a, 0, Tag::used(32), true);
-            c.push(b, 0, Tag::used(32), true);
-            c.push(d, 1, Tag::used(48), true);
+            c.push(a, 0, Tag::used(32));
+            c.push(b, 0, Tag::used(32));
+            c.push(d, 1, Tag::used(48));
             assert!(b.tag().is_cached() && !b.tag().is_used());
             assert_eq!(c.cached(), 112);
             assert_eq!(c.pop(0, Tag::used(32), true), b);
@@ -365,7 +344,6 @@ mod tests {
                 Block::at(mem.as_mut_ptr().cast(), 0),
                 0,
                 Tag::used(64 * CACHE_SIZE),
-                true,
             )
         };
         assert_eq!(c.index_for(Tag::used(48)), 1);

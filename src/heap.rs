@@ -19,7 +19,7 @@ use crate::block::{true_size, Block, Tag, ALIGNMENT, EPOCH_BIT, HEADER_SIZE, MIN
 use crate::cache::{FastCache, CACHE_BUCKETS, MAX_CACHED_SIZE};
 use crate::config::{Config, RESERVE_SIZE};
 use crate::debug_mode::DebugConfig;
-use crate::free_lists::{bucket_index, bucket_size, is_small, FreeLists, NUM_BUCKETS};
+use crate::free_lists::{bucket_size, is_small, FreeLists, NUM_BUCKETS};
 use crate::huge::{Live, HUGE_MIN};
 use crate::large_cache::{self, LargeCache};
 use crate::locations::Locations;
@@ -333,7 +333,7 @@ impl Heap {
             if let Some((class, class_ts)) = large_cache::class_up(ts) {
                 ts = class_ts;
                 // SAFETY: stacked blocks are live used blocks (L1).
-                let b = unsafe { self.large.pop(class, self.used_bits, self.protect) };
+                let b = unsafe { self.large.pop(class, self.used_bits) };
                 if !b.is_null() {
                     // SAFETY: a block's data pointer is never null.
                     return Ok(unsafe { NonNull::new_unchecked(b.data()) });
@@ -720,7 +720,7 @@ impl Heap {
             let tag = b.tag();
             let index = self.cache.index_for(tag);
             if index < CACHE_BUCKETS && (!self.protect || b.plus(tag.size()).prev_tag() == tag) {
-                self.cache.push(b, index, tag, self.protect);
+                self.cache.push(b, index, tag);
                 return;
             }
             self.free_slow(p);
@@ -755,7 +755,7 @@ impl Heap {
             let stacks = self.uses_large_stacks()
                 && self.large.cached() + size <= self.acct.real_size / LARGE_SHARE;
             if let Some(class) = large_cache::class_down(size).filter(|_| stacks) {
-                self.large.push(b, class, tag, self.protect);
+                self.large.push(b, class, tag);
                 return;
             }
             self.acct.sub_used(size);
@@ -936,7 +936,7 @@ impl Heap {
             }
             // tool hook (tool.rs): the fresh block is still protected.
             crate::tool::copy_to_fresh_block(p, nb.data(), (tag.size() - HEADER_SIZE).min(copy));
-            self.cache.push(b, old, tag, self.protect);
+            self.cache.push(b, old, tag);
             nb.data()
         }
     }
@@ -1291,19 +1291,11 @@ impl Heap {
             .any(|(d, usable)| addr >= d as usize && addr < d as usize + usable)
     }
 
-    /// Is used block `b` resting in the fastcache? Its tag says so when
-    /// protection is on; otherwise its stack is walked.
+    /// Is used block `b` resting in the fastcache or on a large stack? Its
+    /// tag says so.
     pub(crate) fn is_cached(&self, b: Block) -> bool {
-        // SAFETY: `b` is a block of a live segment; cached blocks are live (I3).
-        unsafe {
-            let t = b.tag();
-            if self.protect {
-                t.is_cached()
-            } else {
-                (t.size() <= MAX_CACHED_SIZE && self.cache.holds(b, bucket_index(t.size())))
-                    || self.large.holds(b, t.size())
-            }
-        }
+        // SAFETY: `b` is a block of a live segment.
+        unsafe { b.tag().is_cached() }
     }
 
     /// Switches protection; only while the heap holds no segment.
@@ -1419,6 +1411,7 @@ impl Drop for Heap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::free_lists::bucket_index;
 
     /// A started heap with the default configuration (`mmap_anon`).
     fn started() -> Heap {

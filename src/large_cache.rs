@@ -22,13 +22,13 @@
 //!
 //! Invariants:
 //! - L1: a block on stack `i` is a used block of this request of at least
-//!   `class_size(i)` and less than `class_size(i + 1)` bytes; with
-//!   protection it carries `CACHED_BIT`, like a fastcache block.
+//!   `class_size(i)` and less than `class_size(i + 1)` bytes, and carries
+//!   `CACHED_BIT`, like a fastcache block.
 //! - L2: `cached` is the sum of the stacked blocks' sizes; the heap counts
 //!   them in `Accounting::size` and subtracts them from `usage`.
 
 use crate::block::{Block, Tag};
-use crate::cache::{rekey_stacks, stack_holds, stack_len, stack_link, stack_next};
+use crate::cache::{rekey_stacks, stack_len, stack_link, stack_next};
 
 /// Classes per doubling of size, as a shift: 8, each 12.5% of the power
 /// of two above the one below.
@@ -105,15 +105,15 @@ impl LargeCache {
         self.cached
     }
 
-    /// Pushes used block `b`, tagged `tag`, onto the stack of `class`;
-    /// `checked` (the heap's protection) marks it cached in its tag.
+    /// Pushes used block `b`, tagged `tag`, onto the stack of `class`,
+    /// marked cached in its tag.
     ///
     /// # Safety
     /// `b` is a used block on no stack, of a size `class_down` maps to
     /// `class`.
-    pub unsafe fn push(&mut self, b: Block, class: usize, tag: Tag, checked: bool) {
+    pub unsafe fn push(&mut self, b: Block, class: usize, tag: Tag) {
         // SAFETY: caller's contract.
-        unsafe { stack_link(b, self.stacks[class], tag, checked, self.secret) };
+        unsafe { stack_link(b, self.stacks[class], tag, self.secret) };
         self.stacks[class] = b;
         self.cached += tag.size();
     }
@@ -122,7 +122,7 @@ impl LargeCache {
     ///
     /// # Safety
     /// The stacked blocks are live (L1); `class < LARGE_CLASSES`.
-    pub unsafe fn pop(&mut self, class: usize, used_bits: usize, checked: bool) -> Block {
+    pub unsafe fn pop(&mut self, class: usize, used_bits: usize) -> Block {
         let b = self.stacks[class];
         if b.is_null() {
             return b;
@@ -131,9 +131,7 @@ impl LargeCache {
         unsafe {
             let next = self.next_in_stack(b);
             let size = b.tag().size();
-            if checked {
-                b.set_tag_only(Tag::used_with(size, used_bits));
-            }
+            b.set_tag_only(Tag::used_with(size, used_bits));
             self.stacks[class] = next;
             self.cached -= size;
         }
@@ -167,16 +165,6 @@ impl LargeCache {
     /// The stack of `class`, for the validator and statistics.
     pub fn head(&self, class: usize) -> Block {
         self.stacks[class]
-    }
-
-    /// Is used block `b` stacked? A walk of the stack its size maps to.
-    ///
-    /// # Safety
-    /// The stacked blocks are live (L1); `size` is `b`'s.
-    #[cold]
-    pub unsafe fn holds(&self, b: Block, size: usize) -> bool {
-        // SAFETY: caller's contract.
-        class_down(size).is_some_and(|i| unsafe { stack_holds(self.stacks[i], b, self.secret) })
     }
 
     /// Empties the stacks and hands them back for the caller to free.
@@ -273,18 +261,19 @@ mod tests {
             let (a, b) = (Block::at(base, 0), Block::at(base, 16));
             for x in [a, b] {
                 x.set_tag_only(Tag::used(5008));
-                c.push(x, 0, Tag::used(5008), true);
+                c.push(x, 0, Tag::used(5008));
             }
             assert!(a.tag().is_cached());
             assert_eq!(c.cached(), 10_016);
-            assert!(c.holds(a, 5008) && !c.holds(a, 9216));
+            assert_eq!(c.head(0), b);
+            assert_eq!(c.next_in_stack(b), a);
             c.rekey(0x77_0000);
-            assert_eq!(c.pop(0, Tag::used(0).raw(), true), b);
+            assert_eq!(c.pop(0, Tag::used(0).raw()), b);
             assert_eq!(b.tag(), Tag::used(5008));
             assert_eq!(c.cached(), 5008);
             assert_eq!(c.take_all()[0], a);
             assert_eq!(c.cached(), 0);
-            assert!(c.pop(0, Tag::used(0).raw(), true).is_null());
+            assert!(c.pop(0, Tag::used(0).raw()).is_null());
         }
     }
 }

@@ -190,8 +190,8 @@ impl Heap {
     }
 
     /// Walks `stacks` stacks (their `heads`, links keyed with `key`),
-    /// checking that each block is marked cached (used without protection)
-    /// and that its size `fits` its stack; returns the bytes they hold.
+    /// checking that each block is marked cached and that its size `fits`
+    /// its stack; returns the bytes they hold.
     fn stack_census(
         &self,
         stacks: &str,
@@ -207,12 +207,7 @@ impl Heap {
                 // SAFETY: stacked blocks are live used blocks; the walk is bounded.
                 unsafe {
                     let t = b.tag();
-                    let kind_ok = if self.protect {
-                        t.is_cached()
-                    } else {
-                        t.is_used()
-                    };
-                    if !kind_ok || !fits(i, t.size()) {
+                    if !t.is_cached() || !fits(i, t.size()) {
                         problems.push(format!(
                             "block {:#x} on {stacks} stack {i} has tag {:#x}",
                             b.addr(),
