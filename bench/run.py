@@ -799,11 +799,12 @@ def protect_summary(traces, data):
 def protect_section(data, s):
     out = ["## Cost of heap protection", ""]
     out.append(
-        "zendmm alone on every trace with `ZENDMM_PROTECT=1` (the default: fastcache double-free "
-        "tag, overflow check at free, links XORed with a per-heap key and checked when followed) and "
-        "`ZENDMM_PROTECT=0`, alternating, %d runs each; the fastest run of each is compared, which "
-        "is the figure least disturbed by other load on a shared machine. Safe unlinking, "
-        "boundary-tag checks on the slow paths and the request epoch stay on in both modes." % data["runs"])
+        "zendmm alone on every trace with `ZENDMM_PROTECT=1` (the default: overflow check at free, "
+        "links XORed with a per-heap key and checked when followed) and `ZENDMM_PROTECT=0`, "
+        "alternating, %d runs each; the fastest run of each is compared, which is the figure least "
+        "disturbed by other load on a shared machine. Safe unlinking, boundary-tag checks on the "
+        "slow paths, the fastcache's double-free tag and the request epoch stay on in both modes."
+        % data["runs"])
     out.append("")
     rows = []
     for name, (on, off, r) in s.items():
