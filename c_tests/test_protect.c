@@ -70,13 +70,15 @@ static int child_double_free_small(void *arg)
 	return 0;
 }
 
+static const char double_free_of_48_bytes[] =
+	"zend_mm_heap corrupted\n"
+	"efree: block is already in the fastcache (double free) "
+	"(pointer %x, block size 48, segment %x of 262144 bytes)\n";
+
 static void test_double_free_of_a_cached_block(void)
 {
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	expect_report(NULL, child_double_free_small, NULL,
-	              "zend_mm_heap corrupted\n"
-	                  "efree: block is already in the fastcache (double free) "
-	                  "(pointer %x, block size 48, segment %x of 262144 bytes)\n");
+	expect_report(NULL, child_double_free_small, NULL, double_free_of_48_bytes);
 }
 
 /* Cached blocks carry their mark with protection off too (the flush walk
@@ -85,10 +87,7 @@ static void test_double_free_of_a_cached_block_without_protection(void)
 {
 	static const th_env off[] = {{"ZENDMM_PROTECT", "0"}, {NULL, NULL}};
 	SKIP_UNDER_TOOLS("the tool reports these misuses before zendmm can");
-	expect_report(off, child_double_free_small, NULL,
-	              "zend_mm_heap corrupted\n"
-	                  "efree: block is already in the fastcache (double free) "
-	                  "(pointer %x, block size 48, segment %x of 262144 bytes)\n");
+	expect_report(off, child_double_free_small, NULL, double_free_of_48_bytes);
 }
 
 static int child_double_free_large(void *arg)
