@@ -149,7 +149,7 @@ impl Tag {
     pub const fn is_used(self) -> bool {
         self.0 as usize & TYPE_MASK == USED_BIT
     }
-    /// A used block resting in the fastcache.
+    /// A used block resting in the fastcache or on a large stack.
     #[inline(always)]
     pub const fn is_cached(self) -> bool {
         self.0 as usize & TYPE_MASK == USED_BIT | CACHED_BIT

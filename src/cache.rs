@@ -184,16 +184,6 @@ impl FastCache {
         self.cached += tag.size();
     }
 
-    /// The block below `b` on its stack (or null).
-    ///
-    /// # Safety
-    /// `b` is a cached block, or one just taken off with `take_all`.
-    #[inline]
-    pub unsafe fn next_in_stack(&self, b: Block) -> Block {
-        // SAFETY: caller's contract.
-        unsafe { stack_next(b, self.secret) }
-    }
-
     /// Re-encodes every cached block's link for `new` secret.
     pub fn rekey(&mut self, new: usize) {
         // SAFETY: cached blocks are live used blocks (I3).

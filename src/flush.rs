@@ -154,8 +154,7 @@ impl Heap {
     /// The cache's blocks are live used blocks of this heap's segments.
     unsafe fn flush_by_walk(&mut self) {
         // Cached blocks carry `CACHED_BIT`: the walk finds them by their tags.
-        self.cache.clear();
-        self.large.clear();
+        self.clear_stacks();
         let mut seg = self.segments.head();
         let mut left = self.segments.count();
         let mut flushed = 0;

@@ -372,6 +372,14 @@ impl Heap {
         self.cache.cached() + self.large.cached()
     }
 
+    /// Empties the fastcache and the large stacks without touching their
+    /// blocks (a flush walk finds them by their tags; a request end
+    /// releases their segments).
+    pub(crate) fn clear_stacks(&mut self) {
+        self.cache.clear();
+        self.large.clear();
+    }
+
     /// Would `new_segment` take a spare segment of exactly the size it
     /// needs for `ts`? Such a spare is resident already; one resized for a
     /// dedicated segment may bring fresh pages, so it does not count.
@@ -902,7 +910,7 @@ impl Heap {
                             return false;
                         }
                         if addr < b.addr() + t.size() {
-                            return t.is_used() && addr >= b.data() as usize && !self.is_cached(b);
+                            return t.is_used() && addr >= b.data() as usize;
                         }
                         b = b.next();
                     }
@@ -912,13 +920,6 @@ impl Heap {
         }
         self.huge_blocks()
             .any(|(d, usable)| addr >= d as usize && addr < d as usize + usable)
-    }
-
-    /// Is used block `b` resting in the fastcache or on a large stack? Its
-    /// tag says so.
-    pub(crate) fn is_cached(&self, b: Block) -> bool {
-        // SAFETY: `b` is a block of a live segment.
-        unsafe { b.tag().is_cached() }
     }
 
     /// Switches protection; only while the heap holds no segment.
@@ -1327,7 +1328,8 @@ mod tests {
         assert_eq!(h.large.cached(), class_size(1));
         assert_eq!(h.usage(false), used - class_size(1));
         assert!(
-            h.is_cached(Block::from_data_unchecked(p)),
+            // SAFETY: `p` rests on a stack, in a live segment.
+            unsafe { Block::from_data_unchecked(p).tag() }.is_cached(),
             "a double free is named"
         );
         assert_eq!(h.stats().cached_bytes, class_size(1));
@@ -1400,10 +1402,11 @@ mod tests {
         assert_eq!(h.cache.cached(), 3008, "one size past the cache: merged");
         assert_eq!(h.alloc(3000).unwrap().as_ptr(), a, "a pop");
         assert_eq!(h.cache.cached(), 0);
-        // `is_cached`, which names a double free, knows it.
+        // Its tag, which names a double free, says so.
         // SAFETY: `a` is live again.
         unsafe { h.free(a) };
-        assert!(h.is_cached(Block::from_data_unchecked(a)));
+        // SAFETY: `a` rests in the fastcache, in a live segment.
+        assert!(unsafe { Block::from_data_unchecked(a).tag() }.is_cached());
         h.flush_cache();
         assert_eq!(h.cache.cached(), 0);
         assert!(h.check().is_empty(), "{:?}", h.check());

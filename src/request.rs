@@ -64,8 +64,7 @@ impl Heap {
     pub(crate) fn forget_all(&mut self, keep_one: bool) {
         let keep = self.release_all_segments(keep_one);
         self.lists.clear();
-        self.cache.clear();
-        self.large.clear();
+        self.clear_stacks();
         // Nothing is linked now: a new key costs nothing, and a new epoch
         // makes the old blocks fail `efree` from now on.
         self.renew_secret();
