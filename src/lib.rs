@@ -84,6 +84,7 @@ pub mod leaks;
 #[doc(hidden)]
 pub mod locations;
 mod persistent;
+mod protect;
 mod realloc;
 #[doc(hidden)]
 pub mod report;
