@@ -650,7 +650,8 @@ impl Heap {
             let size = tag.size();
             let stacks = self.uses_large_stacks()
                 && self.large.cached() + size <= self.acct.real_size / LARGE_SHARE;
-            if let Some(class) = large_cache::class_down(size).filter(|_| stacks) {
+            // The class only when the heap stacks: most heaps never do.
+            if let Some(class) = stacks.then(|| large_cache::class_down(size)).flatten() {
                 self.large.push(b, class, tag);
                 return;
             }
