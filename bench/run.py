@@ -145,10 +145,11 @@ PIN_CPU = None
 
 
 def pin_cpu(enabled):
-    """Chooses `PIN_CPU`. Unpinned, a replay that the kernel moves between
-    the two CPUs of this machine mid-run read 5.7-6.4 ns/event on `micro`
-    instead of 4.3-4.6, for every allocator: the spread then decides a
-    median of 5 more than the allocator does."""
+    """Chooses `PIN_CPU`. On this 2-CPU guest, 9 interleaved `micro`
+    replays per allocator spread less pinned (quartiles: zendmm 4.34-4.46
+    ns/event against 4.34-4.65 unpinned, ZendMM 8 4.49-4.68 against
+    4.48-5.35, tcmalloc 4.35-4.50 against 4.37-5.50); a slow spell of the
+    host still shows in both (maxima near 6)."""
     global PIN_CPU
     cpus = sorted(os.sched_getaffinity(0)) if enabled and hasattr(os, "sched_getaffinity") else []
     PIN_CPU = cpus[-1] if len(cpus) > 1 else None
@@ -1203,7 +1204,7 @@ def main():
                     help="also run the by-operation breakdown of every trace (diagnosis)")
     ap.add_argument("--only", action="append", default=[],
                     help="traces, protect, e2e, shutdown, scale (repeatable or comma-separated)")
-    ap.add_argument("--runs", type=int, help="runs per cell (default: 5 traces/e2e/scale, 3 shutdown)")
+    ap.add_argument("--runs", type=int, help="runs per cell (default: 7 traces and protect, 5 e2e/scale, 3 shutdown)")
     ap.add_argument("--no-pin", action="store_true",
                     help="let the kernel place measured processes (default: all on one CPU)")
     ap.add_argument("--traces", help="trace directory (default: $TRACES, else ../shared/traces)")
