@@ -1125,7 +1125,9 @@ def machine_info():
         v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
         ver[label] = "%s %s" % (pkg, v) if v else "%s (not installed)" % pkg
     rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
-    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    # The report's own files are rewritten before this runs: not a change.
+    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                ":!bench/RESULTS.md", ":!bench/ratios.svg"])
     cargo_ver = "?"
     try:
         for line in open(os.path.join(ROOT, "Cargo.toml")):
