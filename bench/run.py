@@ -139,30 +139,29 @@ class Progress:
             sys.stderr.write("\n")
 
 
-# The CPU every measured process runs on (`--no-pin` leaves them free):
-# the last one this process may use, when it may use more than one.
+# The one CPU the benchmark and every process it starts run on (None when
+# `--no-pin` or a single CPU leaves the placement to the kernel).
 PIN_CPU = None
 
 
 def pin_cpu(enabled):
-    """Chooses `PIN_CPU`. On this 2-CPU guest, 9 interleaved `micro`
-    replays per allocator spread less pinned (quartiles: zendmm 4.34-4.46
-    ns/event against 4.34-4.65 unpinned, ZendMM 8 4.49-4.68 against
-    4.48-5.35, tcmalloc 4.35-4.50 against 4.37-5.50); a slow spell of the
-    host still shows in both (maxima near 6)."""
+    """Pins this process, and so every process it starts, to the last CPU
+    it may use. On this 2-CPU guest, 9 interleaved `micro` replays per
+    allocator spread less pinned (quartiles: zendmm 4.34-4.46 ns/event
+    against 4.34-4.65 unpinned, ZendMM 8 4.49-4.68 against 4.48-5.35,
+    tcmalloc 4.35-4.50 against 4.37-5.50); a slow spell of the host still
+    shows in both (maxima near 6). The runner only waits while a
+    measured process runs, so sharing its CPU costs that process nothing."""
     global PIN_CPU
     cpus = sorted(os.sched_getaffinity(0)) if enabled and hasattr(os, "sched_getaffinity") else []
-    PIN_CPU = cpus[-1] if len(cpus) > 1 else None
+    if len(cpus) > 1:
+        PIN_CPU = cpus[-1]
+        os.sched_setaffinity(0, {PIN_CPU})
 
 
-def run(cmd, env=None, timeout=1800, pin=False):
-    """Runs `cmd`; a measured command (`pin`) on `PIN_CPU` alone."""
-    pre = None
-    if pin and PIN_CPU is not None:
-        cpu = PIN_CPU
-        pre = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
+def run(cmd, env=None, timeout=1800):
     return subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, preexec_fn=pre)
+                          text=True, timeout=timeout)
 
 
 def parse_kv(line):
@@ -187,7 +186,7 @@ def replay(args, env_extra=None):
     if env_extra:
         env.update(env_extra)
     try:
-        p = run([REPLAY] + [str(a) for a in args], env=env, pin=True)
+        p = run([REPLAY] + [str(a) for a in args], env=env)
     except subprocess.TimeoutExpired:
         return [], [], "timed out"
     results = [parse_kv(l) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
@@ -601,7 +600,7 @@ def plan_e2e(args, data, prog_tasks):
                         cmd = ["hyperfine", "-N", "--runs", "1", "--style", "none",
                                "--output", "null", "--export-json", tf.name,
                                "-n", k, " ".join(shlex.quote(x) for x in cmd_of(php, e, [path]))]
-                        p = run(cmd, env=env, timeout=3600, pin=True)
+                        p = run(cmd, env=env, timeout=3600)
                         if p.returncode != 0:
                             data["errors"].setdefault((name, k), "hyperfine failed: %s" % (
                                 (p.stderr.strip().splitlines() or ["?"])[-1]))
@@ -1169,7 +1168,7 @@ def write_report(outdir, args, started, finished, load0, load1, sections, target
     out.append("- OS: %s, kernel %s" % (info["os"] or "?", info["kernel"]))
     out.append("- Load average (1, 5, 15 min) at start: %s; at end: %s. A busy machine moves absolute "
                "times by 10-30%%; compare ratios." % (" ".join(load0), " ".join(load1)))
-    out.append("- Measured processes (replays, hyperfine and the PHP it runs): %s."
+    out.append("- The benchmark and every process it starts (replays, hyperfine and the PHP it runs): %s."
                % ("all on CPU %d (`--no-pin` lets the kernel place them)" % PIN_CPU
                   if PIN_CPU is not None else "placed by the kernel"))
     for k, v in ver.items():
