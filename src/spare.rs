@@ -22,10 +22,10 @@
 //! - S2: spare segments are not counted in `real_size`, so they never count
 //!   against `memory_limit` (nor does ZendMM 8's chunk cache).
 //! - S3: they total at most the budget (at least `SPARE_BYTES`, and room
-//!   for one regular segment), except that within a request regular
-//!   segments may also fill an allowance the heap gives (half the
-//!   request's real peak); spares of other sizes alone stay within the
-//!   budget. Mapping a segment of another size gives back as many spare
+//!   for one regular segment), except that within a request the segments
+//!   a heap grows by (regular ones, and the big ones of `heap.rs`) may
+//!   also fill an allowance the heap gives (half the request's real
+//!   peak); dedicated spares alone stay within the budget. Mapping a segment of another size gives back as many spare
 //!   bytes beyond the budget as it maps; a request end trims them to the
 //!   budget; all go back to the storage at a full shutdown. Each keeps its
 //!   size in its header.
@@ -79,8 +79,8 @@ pub const SPARE_BYTES: usize = 2 << 20;
 
 /// A heap's spare segments, in two lists: `REGULAR` holds spares of the
 /// heap's regular segment size (taken in O(1)), `OTHER` those of other
-/// sizes (dedicated segments, searched by size: few, as only the budget
-/// keeps them, never the in-request allowance).
+/// sizes (dedicated segments and big ones, searched by size: few, as the
+/// budget keeps only a few dedicated ones, and big ones are 2 MiB each).
 pub struct SpareSegments {
     lists: [SegmentList; 2],
     /// Bytes in each list.
@@ -181,8 +181,9 @@ impl SpareSegments {
     }
 
     /// Keeps `seg`, an emptied segment, if that stays within the budget,
-    /// or within `allowance` when that is larger; `regular` says it has the
-    /// heap's regular segment size. Spares of other sizes, the oldest
+    /// or within `allowance` when that is larger (the heap gives one to the
+    /// segments it grows by, none to dedicated ones); `regular` says it has
+    /// the heap's regular segment size. Spares of other sizes, the oldest
     /// first, go back to `storage` to make room (S4). Returns whether it
     /// kept `seg` (else the caller gives it back to the storage).
     ///
@@ -197,12 +198,14 @@ impl SpareSegments {
     ) -> bool {
         // SAFETY: caller's contract.
         let size = unsafe { seg.size() };
-        // The allowance is for regular segments: dedicated ones must not
-        // be crowded out of the budget by them.
-        let (limit, fixed) = if regular {
-            (self.budget.max(allowance), self.bytes[REGULAR])
+        // The allowance is for the segments a heap grows by (regular and
+        // big ones): dedicated ones, which get none, must not be crowded
+        // out of the budget by them.
+        let limit = self.budget.max(allowance);
+        let fixed = if regular || allowance > 0 {
+            self.bytes[REGULAR]
         } else {
-            (self.budget, 0)
+            0
         };
         if fixed + size > limit {
             // The caller gives it back to the storage (S6).
