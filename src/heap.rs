@@ -47,15 +47,18 @@ pub(crate) const BIG_HEAP: usize = 256 << 20;
 pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 /// From this real size on, a heap maps a `BIG_SEGMENT` where it would map
 /// a regular segment (not yet for a block that needs a dedicated one: that
-/// waits for `BIG_HEAP`). A page fault costs 1.6-2.1 us a page here, and
-/// a heap this size keeps growing by whole segments: from 8 MiB the
-/// `parsedown` replay takes 1,118 faults instead of 4,733 and `phpparser`
-/// 6,674 instead of 13,141. The price is the last segment, resident as a
-/// whole however little of it is used (`parsedown`'s RSS added 20.3
-/// instead of 18.4 MiB). A dedicated segment holds one block, often
-/// touched only in part, so it keeps 4 KiB pages: a 1.8 MB string in a
-/// huge page took `parsedown` to 20.7 MiB.
-pub(crate) const HUGE_PAGE_HEAP: usize = 8 << 20;
+/// waits for `BIG_HEAP`). A page fault costs 1.6-2.1 us a page here, and a
+/// heap this size keeps growing by whole segments: from 12 MiB the
+/// `parsedown` replay takes 2,141 faults instead of 4,733 and `phpparser`
+/// 7,331 instead of 13,141. The price is the last segment, resident as a
+/// whole however little of it is used: up to 2 MiB, a sixth of a 12 MiB
+/// heap and less as it grows. From 8 MiB, `cpu.php`
+/// under PHP peaked at 35.4 MB instead of 32.2 (stock PHP 33.7); from 12
+/// MiB at 33.7, and `parsedown`'s RSS added is 20.3 MiB instead of 18.4
+/// (glibc's 18.6). A dedicated segment holds one block, often touched
+/// only in part, so it keeps 4 KiB pages: a 1.8 MB string in a huge page
+/// took `parsedown` to 20.7 MiB.
+pub(crate) const HUGE_PAGE_HEAP: usize = 12 << 20;
 
 /// A big heap's large stacks hold at most 1/`LARGE_SHARE` of its segment
 /// bytes; past that a freed large block is coalesced as in any heap. The
@@ -1121,7 +1124,7 @@ mod tests {
     }
 
     #[test]
-    fn a_heap_grows_by_huge_page_segments_from_8_mib_while_one_fits_under_the_limit() {
+    fn a_heap_grows_by_huge_page_segments_from_12_mib_while_one_fits_under_the_limit() {
         let mut h = started();
         let seg = h.segment_size();
         // One 200 KB block per regular segment, up to `HUGE_PAGE_HEAP`.

@@ -297,10 +297,10 @@ impl Walk {
 
     /// Segment bytes a fresh block of `n` bytes needs.
     fn segment_for(&self, n: usize) -> usize {
-        // A heap of 8 MiB or more grows by 2 MiB segments instead of
+        // A heap of 12 MiB or more grows by 2 MiB segments instead of
         // smaller regular ones, while one fits under the limit
         // (`HUGE_PAGE_HEAP` and `BIG_SEGMENT` in src/heap.rs).
-        const HUGE_PAGE_HEAP: usize = 8 << 20;
+        const HUGE_PAGE_HEAP: usize = 12 << 20;
         const BIG_SEGMENT: usize = 2 << 20;
         let ts = true_size(n).expect("walk sizes are small");
         let real = self.heap.usage(true);
