@@ -45,20 +45,6 @@ use core::ptr::{self, NonNull};
 pub(crate) const BIG_HEAP: usize = 256 << 20;
 /// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
 pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
-/// From this real size on, a heap maps a `BIG_SEGMENT` where it would map
-/// a regular segment (not yet for a block that needs a dedicated one: that
-/// waits for `BIG_HEAP`). A page fault costs 1.6-2.1 us a page here, and a
-/// heap this size keeps growing by whole segments: from 12 MiB the
-/// `parsedown` replay takes 2,141 faults instead of 4,733 and `phpparser`
-/// 7,331 instead of 13,141. The price is the last segment, resident as a
-/// whole however little of it is used: up to 2 MiB, a sixth of a 12 MiB
-/// heap and less as it grows. From 8 MiB, `cpu.php`
-/// under PHP peaked at 35.4 MB instead of 32.2 (stock PHP 33.7); from 12
-/// MiB at 33.7, and `parsedown`'s RSS added is 20.3 MiB instead of 18.4
-/// (glibc's 18.6). A dedicated segment holds one block, often touched
-/// only in part, so it keeps 4 KiB pages: a 1.8 MB string in a huge page
-/// took `parsedown` to 20.7 MiB.
-pub(crate) const HUGE_PAGE_HEAP: usize = 12 << 20;
 
 /// A big heap's large stacks hold at most 1/`LARGE_SHARE` of its segment
 /// bytes; past that a freed large block is coalesced as in any heap. The
@@ -402,19 +388,13 @@ impl Heap {
     }
 
     /// The size of the segment `new_segment` maps for `ts`: as
-    /// `segment_size_for`, except that a heap of `HUGE_PAGE_HEAP` bytes or
-    /// more takes a `BIG_SEGMENT` instead of a smaller regular one, and one
-    /// of `BIG_HEAP` bytes or more instead of a smaller dedicated one too,
-    /// while a big segment fits under the limit; its rest goes to the
+    /// `segment_size_for`, except that a heap of `BIG_HEAP` bytes or more
+    /// takes a `BIG_SEGMENT` instead of any smaller one (regular or
+    /// dedicated), while one fits under the limit; its rest goes to the
     /// lists, not the rest list.
     fn new_segment_size(&self, ts: usize) -> (usize, bool) {
         let (size, dedicated) = self.segment_size_for(ts);
-        let grows_by_big = if dedicated {
-            self.is_big()
-        } else {
-            self.acct.real_size >= HUGE_PAGE_HEAP
-        };
-        if size < BIG_SEGMENT && grows_by_big && self.acct.segment_fits(BIG_SEGMENT) {
+        if size < BIG_SEGMENT && self.is_big() && self.acct.segment_fits(BIG_SEGMENT) {
             (BIG_SEGMENT, false)
         } else {
             (size, dedicated)
@@ -557,10 +537,10 @@ impl Heap {
     /// May pages of spare segments serve other segments (`spare.rs`: lent,
     /// split, carved)? Where the storage takes any page-aligned part of a
     /// mapping as one (mmap's); not under valgrind or ASan, which keep
-    /// spares protected; not once the heap maps big segments, whose huge
-    /// pages they would split.
+    /// spares protected; not in a big heap, whose huge pages they would
+    /// split.
     pub(crate) fn pages_move(&self) -> bool {
-        self.storage.splits() && !crate::tool::active() && self.acct.real_size < HUGE_PAGE_HEAP
+        self.storage.splits() && !crate::tool::active() && self.acct.real_size < BIG_HEAP
     }
 
     /// A mapping of `size` bytes for a segment of other than the regular
@@ -739,19 +719,13 @@ impl Heap {
             // SAFETY: caller's contract.
             unsafe { crate::tool::protect_segment(seg, size) };
         }
-        // Within a request, the segments a heap grows by (regular and big
-        // ones) are kept up to half its real peak: a request that frees
-        // its way out of many segments and builds them again (strings.php)
-        // then maps and faults nothing twice (for a big segment, 2 MiB
-        // the kernel clears again). They were in use a moment before, so
-        // the peak resident set does not grow; the request end trims them
-        // to the budget.
+        // Within a request, regular segments are kept up to half its real
+        // peak: a request that frees its way out of many segments and
+        // builds them again (strings.php) then maps and faults nothing
+        // twice. They were in use a moment before, so the peak resident
+        // set does not grow; the request end trims them to the budget.
         let regular = size == self.segment_size;
-        let allowance = if regular || size == BIG_SEGMENT {
-            self.acct.real_peak / 2
-        } else {
-            0
-        };
+        let allowance = if regular { self.acct.real_peak / 2 } else { 0 };
         // SAFETY: caller's contract.
         if unsafe { self.spare.keep(self.storage, seg, regular, allowance) } {
             return;
@@ -1118,18 +1092,13 @@ mod tests {
         h.shutdown(true, false);
     }
 
-    /// Is `p` the first block's data of a 2 MiB-aligned segment?
-    fn first_in_big_segment(p: *mut u8) -> bool {
-        p as usize & (BIG_SEGMENT - 1) == SEGMENT_HEADER_SIZE + HEADER_SIZE
-    }
-
     #[test]
-    fn a_heap_grows_by_huge_page_segments_from_12_mib_while_one_fits_under_the_limit() {
+    fn a_big_heap_maps_huge_page_segments_while_one_fits_under_the_limit() {
         let mut h = started();
         let seg = h.segment_size();
-        // One 200 KB block per regular segment, up to `HUGE_PAGE_HEAP`.
+        // One 200 KB block per regular segment, up to the big heap's size.
         let mut grown = 0;
-        while h.usage(true) < HUGE_PAGE_HEAP {
+        while h.usage(true) < BIG_HEAP {
             let real = h.usage(true);
             h.alloc(200_000).unwrap();
             if h.usage(true) != real {
@@ -1137,72 +1106,44 @@ mod tests {
                 grown += 1;
             }
         }
-        assert!(grown >= HUGE_PAGE_HEAP / seg - 1);
         let real = h.usage(true);
         let p = h.alloc(200_000).unwrap().as_ptr();
         assert_eq!(h.usage(true), real + BIG_SEGMENT, "a big segment");
-        assert!(first_in_big_segment(p));
+        assert_eq!(
+            p as usize & (BIG_SEGMENT - 1),
+            SEGMENT_HEADER_SIZE + HEADER_SIZE
+        );
         // Its other nine 200 KB blocks fit in it.
         for _ in 0..9 {
             h.alloc(200_000).unwrap();
         }
         assert_eq!(h.usage(true), real + BIG_SEGMENT);
-        // A block too big for a regular segment still gets a dedicated one
-        // of its own size.
+        // A block too big for a regular segment takes a big one too, and
+        // leaves its rest to the other blocks.
         let real = h.usage(true);
-        let dedicated = h.alloc(3 * seg).unwrap().as_ptr();
-        assert!(h.usage(true) - real < BIG_SEGMENT, "dedicated");
-        assert!(!first_in_big_segment(dedicated) || h.usage(true) - real == 4 * seg);
-        // A block alone in a new big segment: freed, the segment is kept
-        // as a spare within the request (half its real peak), and serves
-        // the next growth.
-        let real = h.usage(true);
-        let q = h.alloc(200_000).unwrap().as_ptr();
-        assert_eq!(h.usage(true), real + BIG_SEGMENT);
-        assert!(first_in_big_segment(q));
-        let spares = h.spare.count();
-        // SAFETY: live, freed once.
-        unsafe { h.free(q) };
-        h.gc();
-        assert_eq!(h.usage(true), real);
-        assert_eq!(h.spare.count(), spares + 1, "kept as a spare");
-        assert_eq!(h.alloc(200_000).unwrap().as_ptr(), q, "the spare serves");
-        assert_eq!(h.spare.count(), spares);
-        assert!(h.check().is_empty(), "{:?}", h.check());
-        h.shutdown(true, false);
-    }
-
-    #[test]
-    fn a_big_heap_maps_huge_page_segments_for_blocks_under_2_mib_too() {
-        let mut h = started();
-        let seg = h.segment_size();
-        while h.usage(true) < BIG_HEAP {
-            h.alloc(200_000).unwrap();
-        }
-        // The last big segment took one 200 KB block: fill it.
-        for _ in 0..9 {
-            h.alloc(200_000).unwrap();
-        }
-        // A block too big for a regular segment takes a big one, and files
-        // its rest in the lists for the other blocks.
-        let real = h.usage(true);
-        let free_large = h.stats().free_large_bytes;
-        let big = h.alloc(1_500_000).unwrap().as_ptr();
-        assert!(first_in_big_segment(big));
-        assert_eq!(h.usage(true), real + BIG_SEGMENT);
-        // SAFETY: `big` is live.
-        let rest = BIG_SEGMENT - SEGMENT_OVERHEAD - unsafe { h.block_size(big) } - HEADER_SIZE;
-        assert_eq!(h.stats().free_large_bytes, free_large + rest);
+        let big = h.alloc(3 * seg).unwrap().as_ptr();
+        assert_eq!(
+            big as usize & (BIG_SEGMENT - 1),
+            SEGMENT_HEADER_SIZE + HEADER_SIZE
+        );
+        let after = h.alloc(200_000).unwrap().as_ptr();
+        assert_eq!(
+            h.usage(true),
+            real + BIG_SEGMENT,
+            "one big segment for both"
+        );
+        assert_eq!(
+            after as usize & !(BIG_SEGMENT - 1),
+            big as usize & !(BIG_SEGMENT - 1)
+        );
         // A big segment no longer fits under the limit: a regular one does.
-        while h.usage(true) == real + BIG_SEGMENT {
-            h.alloc(200_000).unwrap();
-        }
         let real = h.usage(true);
         h.set_limit(real + BIG_SEGMENT - 1).unwrap();
         while h.usage(true) == real {
             h.alloc(200_000).unwrap();
         }
         assert_eq!(h.usage(true), real + seg);
+        assert!(grown >= BIG_HEAP / seg - 1);
         assert!(h.check().is_empty(), "{:?}", h.check());
         h.shutdown(true, false);
     }
@@ -1270,15 +1211,12 @@ mod tests {
             .map(|_| h.alloc(100_000).unwrap().as_ptr())
             .collect();
         let free_large = h.stats().free_large_bytes;
-        // The cap is taken at each free: a segment emptied by the frees
-        // past it lowers it after.
-        let cap = h.usage(true) / LARGE_SHARE;
         for q in ps {
             // SAFETY: live, freed once.
             unsafe { h.free(q) };
         }
-        let cap_after = h.usage(true) / LARGE_SHARE;
-        assert!(h.large.cached() <= cap && h.large.cached() + class_size(34) > cap_after);
+        let cap = h.usage(true) / LARGE_SHARE;
+        assert!(h.large.cached() <= cap && h.large.cached() + class_size(34) > cap);
         assert!(h.stats().free_large_bytes > free_large);
         assert!(h.check().is_empty(), "{:?}", h.check());
         // A flush empties them with the fastcache.

@@ -22,10 +22,10 @@
 //! - S2: spare segments are not counted in `real_size`, so they never count
 //!   against `memory_limit` (nor does ZendMM 8's chunk cache).
 //! - S3: they total at most the budget (at least `SPARE_BYTES`, and room
-//!   for one regular segment), except that within a request the segments
-//!   a heap grows by (regular ones, and the big ones of `heap.rs`) may
-//!   also fill an allowance the heap gives (half the request's real
-//!   peak); dedicated spares alone stay within the budget. Mapping a segment of another size gives back as many spare
+//!   for one regular segment), except that within a request regular
+//!   segments may also fill an allowance the heap gives (half the
+//!   request's real peak); spares of other sizes alone stay within the
+//!   budget. Mapping a segment of another size gives back as many spare
 //!   bytes beyond the budget as it maps; a request end trims them to the
 //!   budget; all go back to the storage at a full shutdown. Each keeps its
 //!   size in its header.
@@ -33,10 +33,7 @@
 //!   first, rather than being refused: the size a program just freed is
 //!   the likeliest it maps again (`bench` frees and maps a 512 KiB
 //!   dedicated segment 30 times in a row while a 2.75 MiB and a 1.5 MiB
-//!   spare fill the budget). A dedicated one does not displace the big
-//!   spares the allowance keeps: `strings.php` mapped 53 huge pages in a
-//!   run (44 since) while its dedicated segments pushed out the big
-//!   spares its flush walks had just emptied.
+//!   spare fill the budget).
 //! - S5: with a storage whose mappings split at any page (mmap's), a
 //!   spare is any page-aligned part of a mapping: resident pages move
 //!   between segments instead of fresh ones faulting in (a fault costs
@@ -66,7 +63,7 @@
 //! use a moment before, and is reused before any new one is taken.
 
 use crate::segment::{Segment, SegmentList};
-use crate::storage::{Storage, HUGE_PAGE, PAGE};
+use crate::storage::{Storage, PAGE};
 
 /// Are `resident` pages at least half of `len` bytes? The one rule for a
 /// part of a spare to serve as a regular segment (S5).
@@ -82,8 +79,8 @@ pub const SPARE_BYTES: usize = 2 << 20;
 
 /// A heap's spare segments, in two lists: `REGULAR` holds spares of the
 /// heap's regular segment size (taken in O(1)), `OTHER` those of other
-/// sizes (dedicated segments and big ones, searched by size: few, as the
-/// budget keeps only a few dedicated ones, and big ones are 2 MiB each).
+/// sizes (dedicated segments, searched by size: few, as only the budget
+/// keeps them, never the in-request allowance).
 pub struct SpareSegments {
     lists: [SegmentList; 2],
     /// Bytes in each list.
@@ -184,9 +181,8 @@ impl SpareSegments {
     }
 
     /// Keeps `seg`, an emptied segment, if that stays within the budget,
-    /// or within `allowance` when that is larger (the heap gives one to the
-    /// segments it grows by, none to dedicated ones); `regular` says it has
-    /// the heap's regular segment size. Spares of other sizes, the oldest
+    /// or within `allowance` when that is larger; `regular` says it has the
+    /// heap's regular segment size. Spares of other sizes, the oldest
     /// first, go back to `storage` to make room (S4). Returns whether it
     /// kept `seg` (else the caller gives it back to the storage).
     ///
@@ -201,23 +197,20 @@ impl SpareSegments {
     ) -> bool {
         // SAFETY: caller's contract.
         let size = unsafe { seg.size() };
-        // The allowance is for the segments a heap grows by (regular and
-        // big ones): dedicated ones, which get none, must not be crowded
-        // out of the budget by them, nor displace the big ones it keeps
-        // (a huge page mapped again is 2 MiB to clear).
-        let (limit, fixed, spared) = if regular || allowance > 0 {
-            (self.budget.max(allowance), self.bytes[REGULAR], 0)
+        // The allowance is for regular segments: dedicated ones must not
+        // be crowded out of the budget by them.
+        let (limit, fixed) = if regular {
+            (self.budget.max(allowance), self.bytes[REGULAR])
         } else {
-            (self.budget, 0, self.other_bytes_of(HUGE_PAGE))
+            (self.budget, 0)
         };
         if fixed + size > limit {
             // The caller gives it back to the storage (S6).
             self.known.forget(seg.as_ptr(), size);
             return false;
         }
-        while fixed + self.bytes[OTHER] - spared + size > limit {
-            let skip = if spared > 0 { HUGE_PAGE } else { 0 };
-            self.give_back_oldest(storage, OTHER, skip);
+        while fixed + self.bytes[OTHER] + size > limit {
+            self.give_back_oldest(storage, OTHER);
         }
         // SAFETY: caller's contract.
         unsafe { self.link(regular as usize, seg, size) };
@@ -535,46 +528,24 @@ impl SpareSegments {
             } else {
                 OTHER
             };
-            self.give_back_oldest(storage, i, 0);
+            self.give_back_oldest(storage, i);
         }
     }
 
-    /// Gives the oldest spare on list `i` not of `skip` bytes (0: any),
-    /// which exists, back to `storage`. The lists are short (their bytes
-    /// are within the budget, and dedicated segments are big), so the walk
-    /// to the tail is too.
-    fn give_back_oldest(&mut self, storage: &dyn Storage, i: usize, skip: usize) {
-        let mut oldest = Segment::NULL;
+    /// Gives the oldest spare on list `i`, which is not empty, back to
+    /// `storage`. The lists are short (their bytes are within the budget,
+    /// and dedicated segments are big), so the walk to the tail is too.
+    fn give_back_oldest(&mut self, storage: &dyn Storage, i: usize) {
         let mut seg = self.lists[i].head();
-        // SAFETY: listed spares are live; the one chosen, unlinked, goes
-        // back to its storage with its size, and nothing points into it
-        // (S1).
+        // SAFETY: listed spares are live; the last, unlinked, goes back to
+        // its storage with its size, and nothing points into it (S1).
         unsafe {
-            while !seg.is_null() {
-                if seg.size() != skip {
-                    oldest = seg;
-                }
+            while !seg.next().is_null() {
                 seg = seg.next();
             }
-            let size = self.unlink(i, oldest);
-            storage.free(oldest.as_ptr(), size);
+            let size = self.unlink(i, seg);
+            storage.free(seg.as_ptr(), size);
         }
-    }
-
-    /// Bytes of the spares of `size` bytes on the `OTHER` list.
-    fn other_bytes_of(&self, size: usize) -> usize {
-        let mut n = 0;
-        let mut seg = self.lists[OTHER].head();
-        // SAFETY: listed spares are live and keep their size (S3).
-        unsafe {
-            while !seg.is_null() {
-                if seg.size() == size {
-                    n += size;
-                }
-                seg = seg.next();
-            }
-        }
-        n
     }
 }
 
@@ -698,30 +669,6 @@ mod tests {
         );
         spare.end_request(&Malloc, 0, SEG);
         assert_eq!(spare.count() * SEG, SPARE_BYTES);
-        spare.release(&Malloc);
-    }
-
-    #[test]
-    fn a_dedicated_segment_does_not_displace_big_spares_of_the_allowance() {
-        let mut spare = SpareSegments::new();
-        // SAFETY: fresh segments in no list, holding no used block.
-        unsafe {
-            // Three big spares, kept by the allowance past the budget.
-            for _ in 0..3 {
-                assert!(spare.keep(&Malloc, segment(HUGE_PAGE), false, 8 * HUGE_PAGE));
-            }
-            // A dedicated one fits in the budget beside them; the next
-            // displaces it, not them.
-            assert!(spare.keep(&Malloc, segment(4 * SEG), false, 0));
-            assert!(spare.keep(&Malloc, segment(6 * SEG), false, 0));
-            assert!(!spare.has(4 * SEG, false) && spare.has(6 * SEG, false));
-            assert_eq!(spare.other_bytes_of(HUGE_PAGE), 3 * HUGE_PAGE);
-            // One bigger than the budget is refused, the big ones stay.
-            let big = segment(SPARE_BYTES + SEG);
-            assert!(!spare.keep(&Malloc, big, false, 0));
-            Malloc.free(big.as_ptr(), SPARE_BYTES + SEG);
-            assert_eq!(spare.count(), 4);
-        }
         spare.release(&Malloc);
     }
 

@@ -47,9 +47,8 @@ pub unsafe trait Storage: Sync {
     fn compact(&self) {}
 
     /// `size` bytes (a multiple of 2 MiB) that the system may back with
-    /// huge pages (the big segments of a heap of 12 MiB or more,
-    /// `heap.rs`); the default is `alloc`. Given back with `free` like any
-    /// other.
+    /// huge pages (a big heap's segments, `heap.rs`); the default is
+    /// `alloc`. Given back with `free` like any other.
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
         self.alloc(size)
     }

@@ -297,20 +297,9 @@ impl Walk {
 
     /// Segment bytes a fresh block of `n` bytes needs.
     fn segment_for(&self, n: usize) -> usize {
-        // A heap of 12 MiB or more grows by 2 MiB segments instead of
-        // smaller regular ones, while one fits under the limit
-        // (`HUGE_PAGE_HEAP` and `BIG_SEGMENT` in src/heap.rs).
-        const HUGE_PAGE_HEAP: usize = 12 << 20;
-        const BIG_SEGMENT: usize = 2 << 20;
         let ts = true_size(n).expect("walk sizes are small");
-        let real = self.heap.usage(true);
         if ts > self.seg - SEGMENT_OVERHEAD {
             (ts + SEGMENT_OVERHEAD).div_ceil(self.seg) * self.seg
-        } else if self.seg < BIG_SEGMENT
-            && real >= HUGE_PAGE_HEAP
-            && real + BIG_SEGMENT <= self.heap.limit()
-        {
-            BIG_SEGMENT
         } else {
             self.seg
         }
