@@ -146,12 +146,9 @@ PIN_CPU = None
 
 def pin_cpu(enabled):
     """Pins this process, and so every process it starts, to the last CPU
-    it may use. On this 2-CPU guest, 9 interleaved `micro` replays per
-    allocator spread less pinned (quartiles: zendmm 4.34-4.46 ns/event
-    against 4.34-4.65 unpinned, ZendMM 8 4.49-4.68 against 4.48-5.35,
-    tcmalloc 4.35-4.50 against 4.37-5.50); a slow spell of the host still
-    shows in both (maxima near 6). The runner only waits while a
-    measured process runs, so sharing its CPU costs that process nothing."""
+    it may use: pinned runs spread less (figures in bench/README.md). The
+    runner only waits while a measured process runs, so sharing its CPU
+    costs that process nothing."""
     global PIN_CPU
     cpus = sorted(os.sched_getaffinity(0)) if enabled and hasattr(os, "sched_getaffinity") else []
     if len(cpus) > 1:
