@@ -4,7 +4,8 @@
  * times and takes medians. See bench/README.md and
  * ../shared/design/bench-method.md for the method.
  *
- *   replay [--breakdown] ALLOC TRACE        replay a trace (.xz or plain)
+ *   replay [--breakdown] [--slow NS] ALLOC TRACE
+ *                                            replay a trace (.xz or plain)
  *   replay --shutdown ALLOC LIVE TOTAL SIZE REPS
  *                                            time shutdown_memory_manager(1, 0)
  *   replay --scale ALLOC LIVE_MIB OPS SEED   a seeded alloc/realloc/free mix
@@ -16,7 +17,7 @@
  * $ZENDMM_LIB (default target/release/libzendmm.so).
  *
  * Every mode prints one machine-readable line per result, `RESULT k=v ...`
- * (and `BREAKDOWN k=v ...` lines), on stdout; a failed check prints
+ * (and `BREAKDOWN`, `SLOW` and `SLOWSUM k=v ...` lines), on stdout; a failed check prints
  * `replay: ...` on stderr and exits 3.
  */
 #define _GNU_SOURCE
@@ -600,6 +601,13 @@ static void replay_all(void)
 enum { NKIND = 6, NCLASS = 3 };
 static uint64_t g_bd_cyc[NKIND][NCLASS], g_bd_cnt[NKIND][NCLASS];
 
+/* --slow: events whose fenced time reaches g_slow_cyc cycles (0: off), the
+ * first SLOW_MAX of them kept for the report, all of them counted. */
+enum { SLOW_MAX = 4096 };
+static uint64_t g_slow_cyc, g_slow_count, g_slow_total;
+static uint32_t g_slow_n, g_slow_event[SLOW_MAX];
+static uint64_t g_slow_len[SLOW_MAX];
+
 static inline int size_class(uint64_t sz)
 {
     return sz <= 3072 ? 0 : sz <= 2093056 ? 1 : 2;
@@ -622,6 +630,14 @@ static void replay_breakdown(void)
         uint64_t t1 = __rdtscp(&aux);
         g_bd_cyc[k][cls] += t1 - t0;
         g_bd_cnt[k][cls]++;
+        if (g_slow_cyc && t1 - t0 >= g_slow_cyc) {
+            g_slow_count++;
+            g_slow_total += t1 - t0;
+            if (g_slow_n < SLOW_MAX) {
+                g_slow_event[g_slow_n] = (uint32_t)i;
+                g_slow_len[g_slow_n++] = t1 - t0;
+            }
+        }
     }
 }
 
@@ -641,13 +657,40 @@ static double rdtsc_overhead(void)
     return (double)best;
 }
 
+/* TSC ticks per ns, measured against CLOCK_MONOTONIC over about 20 ms. */
+static double tsc_per_ns(void)
+{
+    uint64_t n0 = now_ns(), c0 = __rdtsc(), n1;
+    do
+        n1 = now_ns();
+    while (n1 - n0 < 20000000u);
+    return (double)(__rdtsc() - c0) / (double)(n1 - n0);
+}
+
 static const char *basename_of(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
 
-static int mode_trace(const char *trace, bool breakdown)
+/* The --slow report: one line per slow event kept, then their sum. */
+static void print_slow(const char *name, double overhead, double ns_per_cyc, double slow_ns)
+{
+    static const char kinds[] = "?acrfq";
+    for (uint32_t j = 0; j < g_slow_n; j++) {
+        const event e = g_ev[g_slow_event[j]];
+        unsigned k = KIND(e.w0);
+        uint64_t sz = k == K_C ? (uint64_t)e.w1 * e.sz : k == K_Q ? 0 : e.sz;
+        printf("SLOW alloc=%s trace=%s event=%u kind=%c size=%llu ns=%.0f\n", A.name, name,
+               g_slow_event[j] + 1, kinds[k], (unsigned long long)sz,
+               ((double)g_slow_len[j] - overhead) * ns_per_cyc);
+    }
+    printf("SLOWSUM alloc=%s trace=%s min_ns=%.0f count=%llu listed=%u ns_total=%.0f\n", A.name,
+           name, slow_ns, (unsigned long long)g_slow_count, g_slow_n,
+           ((double)g_slow_total - overhead * (double)g_slow_count) * ns_per_cyc);
+}
+
+static int mode_trace(const char *trace, bool breakdown, double slow_ns)
 {
     parse_trace(trace);
     if (g_has_r0 && !A.request) {
@@ -668,6 +711,8 @@ static int mode_trace(const char *trace, bool breakdown)
         *dot = 0;
 
     double overhead = breakdown ? rdtsc_overhead() : 0;
+    if (slow_ns > 0)
+        g_slow_cyc = (uint64_t)(slow_ns * tsc_per_ns() + overhead);
     struct rusage ru0, ru1;
     bool hwm_ok = reset_hwm();
     long rss0 = rss_kib();
@@ -712,6 +757,8 @@ static int mode_trace(const char *trace, bool breakdown)
                        (unsigned long long)g_bd_cnt[k][c], cyc * ns_per_cyc,
                        cyc * ns_per_cyc / (double)g_bd_cnt[k][c]);
             }
+        if (g_slow_cyc)
+            print_slow(name, overhead, ns_per_cyc, slow_ns);
     }
     return 0;
 }
@@ -971,7 +1018,7 @@ static int mode_scale(size_t live_mib, size_t ops, uint64_t seed)
 
 static void usage(void)
 {
-    fputs("usage: replay [--breakdown] ALLOC TRACE\n"
+    fputs("usage: replay [--breakdown] [--slow NS] ALLOC TRACE\n"
           "       replay --shutdown ALLOC LIVE TOTAL SIZE REPS\n"
           "       replay --scale ALLOC LIVE_MIB OPS SEED\n"
           "ALLOC: zendmm php glibc jemalloc mimalloc tcmalloc\n",
@@ -1003,9 +1050,19 @@ int main(int argc, char **argv)
         load_allocator(argv[2], argv);
         return mode_scale(num_arg(argv[3]), num_arg(argv[4]), num_arg(argv[5]));
     }
-    bool breakdown = argc >= 2 && !strcmp(argv[1], "--breakdown");
-    if (argc != 3 + breakdown)
+    int a = 1;
+    bool breakdown = false;
+    double slow_ns = 0;
+    for (; a < argc && !strncmp(argv[a], "--", 2); a++) {
+        if (!strcmp(argv[a], "--breakdown"))
+            breakdown = true;
+        else if (!strcmp(argv[a], "--slow") && a + 1 < argc && num_arg(argv[a + 1]) > 0)
+            breakdown = true, slow_ns = (double)num_arg(argv[++a]);
+        else
+            usage();
+    }
+    if (argc != a + 2)
         usage();
-    load_allocator(argv[1 + breakdown], argv);
-    return mode_trace(argv[2 + breakdown], breakdown);
+    load_allocator(argv[a], argv);
+    return mode_trace(argv[a + 1], breakdown, slow_ns);
 }
