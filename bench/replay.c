@@ -17,8 +17,8 @@
  * $ZENDMM_LIB (default target/release/libzendmm.so).
  *
  * Every mode prints one machine-readable line per result, `RESULT k=v ...`
- * (and `BREAKDOWN`, `SLOW` and `SLOWSUM k=v ...` lines), on stdout; a failed check prints
- * `replay: ...` on stderr and exits 3.
+ * (and `BREAKDOWN`, `SLOW` and `SLOWSUM k=v ...` lines), on stdout; a failed
+ * check prints `replay: ...` on stderr and exits 3.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -1054,12 +1054,14 @@ int main(int argc, char **argv)
     bool breakdown = false;
     double slow_ns = 0;
     for (; a < argc && !strncmp(argv[a], "--", 2); a++) {
-        if (!strcmp(argv[a], "--breakdown"))
-            breakdown = true;
-        else if (!strcmp(argv[a], "--slow") && a + 1 < argc && num_arg(argv[a + 1]) > 0)
-            breakdown = true, slow_ns = (double)num_arg(argv[++a]);
-        else
+        if (!strcmp(argv[a], "--slow") && a + 1 < argc) {
+            slow_ns = (double)num_arg(argv[++a]);
+            if (slow_ns == 0)
+                usage();
+        } else if (strcmp(argv[a], "--breakdown")) {
             usage();
+        }
+        breakdown = true;
     }
     if (argc != a + 2)
         usage();
