@@ -167,8 +167,11 @@ unsafe fn mremap(p: *mut u8, old: usize, new: usize, reserve: bool) -> *mut u8 {
             return p;
         }
         let grow = new - old;
-        if grow <= extra && open_reserve(p.add(old), grow) {
+        if grow <= extra && open_reserve(p.add(old), opening(p, old, new, extra)) {
             keep_reserve(p.add(new), extra - grow);
+            if new >= HUGE_GROWTH {
+                advise_huge(p, new + extra - grow);
+            }
             return p;
         }
         if extra > 0 {
@@ -180,13 +183,51 @@ unsafe fn mremap(p: *mut u8, old: usize, new: usize, reserve: bool) -> *mut u8 {
         if libc::mremap(p.cast(), old, new, 0) != libc::MAP_FAILED {
             return p;
         }
-        let Some(fresh) = map_reserved(new, new) else {
+        let Some((fresh, extra)) = map_reserved(new, new) else {
             return mremap_moving(p, old, new);
         };
         move_into(p, old, fresh);
-        keep_reserve(fresh.add(new), new);
+        keep_reserve(fresh.add(new), extra);
         fresh
     }
+}
+
+/// From this size on, a mapping that grows into a reserve is laid out for
+/// transparent huge pages: moved, it starts on a huge-page boundary and
+/// its reserve ends on one; it is advised `MADV_HUGEPAGE`; and a growth
+/// opens its reserve up to the next boundary, so that the first write past
+/// one (the segment's new guard) finds the whole huge page inside the
+/// mapping and faults it in at once. A string appended to past a few MiB
+/// (the `phpparser` trace grows one to 10 MB, twice) otherwise faults in
+/// a 4 KiB page at a time, at 1.2-1.5 us each on the machines measured,
+/// against 0.1-0.3 us per 4 KiB for a huge page. Only what the string
+/// grows into takes huge pages (the pages moved with it stay as they
+/// are), and at most the one huge page past its end is resident beyond
+/// it. Below 1 MiB nothing changes: most strings stop there.
+const HUGE_GROWTH: usize = HUGE_PAGE / 2;
+
+/// The bytes of a reserve of `extra` at `p + old` that a growth of the
+/// mapping at `p` from `old` to `new` bytes opens: the growth, and from
+/// `HUGE_GROWTH` on up to the next huge-page boundary when the reserve
+/// reaches it.
+fn opening(p: *mut u8, old: usize, new: usize, extra: usize) -> usize {
+    let grow = new - old;
+    if new < HUGE_GROWTH {
+        return grow;
+    }
+    let end = p as usize + new;
+    let boundary = end.next_multiple_of(HUGE_PAGE);
+    (boundary - (p as usize + old)).min(extra).max(grow)
+}
+
+/// Asks for transparent huge pages in `len` bytes at `p`, where the
+/// kernel allows them (`MADV_HUGEPAGE`; an error only leaves 4 KiB pages).
+///
+/// # Safety
+/// `p..p + len` is a mapping of ours, with its reserve.
+unsafe fn advise_huge(p: *mut u8, len: usize) {
+    // SAFETY: caller's contract; advice changes no byte.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_HUGEPAGE) };
 }
 
 /// Grows a mapping where it lies or moves it, with no reserve.
@@ -225,28 +266,52 @@ unsafe fn move_into(p: *mut u8, old: usize, fresh: *mut u8) {
     }
 }
 
-/// A mapping of `len` bytes followed by `reserve` inaccessible ones, or None.
-fn map_reserved(len: usize, reserve: usize) -> Option<*mut u8> {
-    let total = len.checked_add(reserve)?;
-    // SAFETY: a fresh mapping, nothing else in it.
+/// A mapping of `len` bytes followed by at least `reserve` inaccessible
+/// ones (laid out for huge pages from `HUGE_GROWTH` on): its address and
+/// the bytes reserved, or None.
+fn map_reserved(len: usize, reserve: usize) -> Option<(*mut u8, usize)> {
+    let huge = len >= HUGE_GROWTH;
+    let mut total = len.checked_add(reserve)?;
+    // Room to move the start to a huge-page boundary.
+    let mut slack = 0;
+    if huge {
+        total = total.checked_next_multiple_of(HUGE_PAGE)?;
+        slack = HUGE_PAGE;
+    }
+    // SAFETY: a fresh mapping, nothing else in it; the head and tail given
+    // back lie in it, outside the `total` bytes kept.
     unsafe {
-        let p = libc::mmap(
+        let raw = libc::mmap(
             core::ptr::null_mut(),
-            total,
+            total.checked_add(slack)?,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         );
-        if p == libc::MAP_FAILED {
+        if raw == libc::MAP_FAILED {
             return None;
         }
-        let p = p.cast::<u8>();
-        if !open_reserve(p, len) {
+        let raw = raw.cast::<u8>();
+        let head = if huge { raw.align_offset(HUGE_PAGE) } else { 0 };
+        if head > 0 {
+            munmap(raw, head);
+        }
+        if slack > head {
+            munmap(raw.add(head + total), slack - head);
+        }
+        let p = raw.add(head);
+        let open = if huge {
+            advise_huge(p, total);
+            opening(p, 0, len, total)
+        } else {
+            len
+        };
+        if !open_reserve(p, open) {
             munmap(p, total);
             return None;
         }
-        Some(p)
+        Some((p, total - len))
     }
 }
 
@@ -652,6 +717,64 @@ mod tests {
                 assert!(!mapped(q.add(2 * N), PAGE), "the reserve went too");
                 MmapAnon.free(d, 2 * N);
             }
+        }
+    }
+
+    /// The `VmFlags` of the mapping holding `p`, from `/proc/self/smaps`.
+    fn vm_flags(p: *mut u8) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split(' ').next().unwrap_or("");
+            if let Some((a, b)) = range.split_once('-') {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    inside = (a..b).contains(&(p as usize));
+                    continue;
+                }
+            }
+            if inside {
+                if let Some(flags) = line.strip_prefix("VmFlags:") {
+                    return flags.to_string();
+                }
+            }
+        }
+        panic!("no mapping holds {p:?}");
+    }
+
+    #[test]
+    #[ignore = "checks that pages are unmapped: run alone (make rust-test runs it with --test-threads=1)"]
+    fn a_mapping_grown_past_a_mib_is_laid_out_for_huge_pages() {
+        const N: usize = HUGE_GROWTH;
+        const STEP: usize = 1 << 18;
+        let (p, _after) = boxed_in(&MmapAnon, N);
+        // SAFETY: `p` is a fresh mapping of N bytes, replaced by what
+        // `grow` returns; only bytes inside the mapping are written.
+        unsafe {
+            p.write_bytes(0x5A, N);
+            let q = MmapAnon.grow(p, N, N + STEP);
+            assert!(!q.is_null() && q != p, "it had to move");
+            assert_eq!(q as usize % HUGE_PAGE, 0, "to a huge-page boundary");
+            let end = q as usize + N + STEP;
+            let reserved = crate::reserve::take(end);
+            assert_eq!(crate::reserve::put(end, reserved), None);
+            assert!(reserved >= N + STEP, "a reserve of at least its size");
+            assert_eq!((end + reserved) % HUGE_PAGE, 0, "ending on a boundary");
+            // Opened ahead to the next boundary: the guard the heap writes
+            // there finds the whole huge page in the mapping.
+            let boundary = end.next_multiple_of(HUGE_PAGE);
+            (boundary as *mut u8).sub(1).write(7);
+            if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+                // Past the moved pages, which keep their own flags.
+                let grown = vm_flags(q.add(N + STEP));
+                assert!(grown.split_whitespace().any(|f| f == "hg"), "advised");
+            }
+            // The next growths open the rest in place, bytes kept.
+            assert_eq!(MmapAnon.grow(q, N + STEP, 2 * N), q);
+            assert_eq!(MmapAnon.grow(q, 2 * N, 2 * N + STEP), q);
+            assert_eq!((*q, *q.add(N - 1), *q.add(2 * N - 1)), (0x5A, 0x5A, 7));
+            MmapAnon.free(q, 2 * N + STEP);
+            assert!(!mapped(q, PAGE) && !mapped(q.add(2 * N + STEP), PAGE));
         }
     }
 
