@@ -169,7 +169,9 @@ unsafe fn mremap(p: *mut u8, old: usize, new: usize, reserve: bool) -> *mut u8 {
         let grow = new - old;
         if grow <= extra && open_reserve(p.add(old), opening(p, old, new, extra)) {
             keep_reserve(p.add(new), extra - grow);
-            if new >= HUGE_GROWTH {
+            // Once, as it crosses the size (`map_reserved` advises the
+            // mappings it makes at that size or more).
+            if old < HUGE_GROWTH && new >= HUGE_GROWTH {
                 advise_huge(p, new + extra - grow);
             }
             return p;
