@@ -308,19 +308,21 @@ impl Unfit {
 /// writable) mapping of `/proc/self/maps`.
 pub(crate) fn in_text_mapping(maps: &str, start: usize, end: usize) -> bool {
     maps.lines().any(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            return false;
-        };
-        let Some((lo, hi)) = range.split_once('-') else {
-            return false;
-        };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-        else {
-            return false;
-        };
-        lo <= start && end <= hi && perms == "r-xp"
+        let perms = line.split_ascii_whitespace().nth(1);
+        matches!(map_range(line), Some((lo, hi)) if lo <= start && end <= hi)
+            && perms == Some("r-xp")
     })
+}
+
+/// The address range `[lo, hi)` a line of `/proc/self/maps` (or a
+/// mapping's first line in `/proc/self/smaps`) describes; None for any
+/// other line.
+pub(crate) fn map_range(line: &str) -> Option<(usize, usize)> {
+    let (lo, hi) = line.split_ascii_whitespace().next()?.split_once('-')?;
+    Some((
+        usize::from_str_radix(lo, 16).ok()?,
+        usize::from_str_radix(hi, 16).ok()?,
+    ))
 }
 
 /// The numbers (address / `page`) of the pages `[addr, addr + len)` touches.

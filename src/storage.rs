@@ -727,13 +727,9 @@ mod tests {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
-            let range = line.split(' ').next().unwrap_or("");
-            if let Some((a, b)) = range.split_once('-') {
-                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-                {
-                    inside = (a..b).contains(&(p as usize));
-                    continue;
-                }
+            if let Some((lo, hi)) = crate::hotpatch::map_range(line) {
+                inside = (lo..hi).contains(&(p as usize));
+                continue;
             }
             if inside {
                 if let Some(flags) = line.strip_prefix("VmFlags:") {
