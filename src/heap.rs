@@ -360,7 +360,7 @@ impl Heap {
     /// blocks (`large_cache.rs`)? A big heap does, unless in debug mode,
     /// whose frees all take the slow path.
     #[inline]
-    fn uses_large_stacks(&self) -> bool {
+    pub(crate) fn uses_large_stacks(&self) -> bool {
         self.is_big() && !self.debug.on
     }
 
@@ -1235,6 +1235,52 @@ mod tests {
     #[test]
     fn a_big_heap_stacks_large_blocks_by_class_without_protection() {
         a_big_heap_stacks_large_blocks_by_class(false);
+    }
+
+    #[test]
+    fn a_big_heap_reallocs_class_blocks_through_their_stacks() {
+        use crate::large_cache::class_up;
+        let mut h = big(true);
+        let (_, class_ts) = class_up(crate::block::true_size(40_000).unwrap()).unwrap();
+        let p = h.alloc(40_000).unwrap().as_ptr();
+        // SAFETY: `p` is live with 40,000 bytes.
+        unsafe { (0..100).for_each(|i| *p.add(i) = i as u8) };
+        let (stacked, free_large) = (h.large.cached(), h.stats().free_large_bytes);
+        // SAFETY: `p` is live.
+        let q = unsafe { h.realloc(p, 100) }.unwrap().as_ptr();
+        assert_ne!(q, p, "moved, not split");
+        // SAFETY: `q` is live with 100 bytes.
+        assert!((0..100).all(|i| unsafe { *q.add(i) } == i as u8));
+        assert_eq!(h.large.cached(), stacked + class_ts, "on its class's stack");
+        assert!(h.stats().free_large_bytes <= free_large, "no tail filed");
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        // `q`'s successor is used: growing back to the class pops the stack
+        // instead of searching the trie for room.
+        let _next = h.alloc(100).unwrap();
+        // A free block with room to grow twice over, which the trie finds.
+        let room = h.alloc(200_000).unwrap().as_ptr();
+        let _keep = h.alloc(200_000).unwrap();
+        // SAFETY: live, freed once: past the classes, it is filed as free.
+        unsafe { h.free(room) };
+        assert!(h.stats().free_large_bytes >= 200_000);
+        // SAFETY: `q` is live.
+        let r = unsafe { h.realloc(q, 40_000) }.unwrap().as_ptr();
+        assert_eq!((r, h.large.cached()), (p, stacked));
+        // SAFETY: `r` is live with 40,000 bytes.
+        assert!((0..100).all(|i| unsafe { *r.add(i) } == i as u8));
+        // A shrink to more than half of it (and past the cache) splits.
+        // SAFETY: `r` is live.
+        assert_eq!(unsafe { h.realloc(r, 30_000) }.unwrap().as_ptr(), r);
+        // With no room left under the limit, the move fails and the block
+        // shrinks in place.
+        h.set_limit(h.usage(true)).unwrap();
+        while h.alloc(100).is_ok() {}
+        let used = h.usage(false);
+        // SAFETY: `r` is live.
+        assert_eq!(unsafe { h.realloc(r, 100) }.unwrap().as_ptr(), r);
+        assert!(h.usage(false) < used);
+        assert!(h.check().is_empty(), "{:?}", h.check());
+        h.shutdown(true, false);
     }
 
     #[test]
