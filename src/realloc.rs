@@ -4,8 +4,8 @@
 //! cached block of that size first (`realloc_cached`). In a big heap a
 //! block of a large class moves through the stacks (`large_cache.rs`)
 //! rather than through the trie: it moves when it shrinks to a cached size
-//! or to half of it or less (`shrinks_by_moving`), and grows into a class
-//! block from its stack rather than into room the trie finds.
+//! or to half its size or less (`shrinks_by_moving`), and grows into a
+//! class block from its stack rather than into room the trie finds.
 
 use crate::block::{true_size, Block, Tag, ALIGNMENT, HEADER_SIZE, MIN_SIZE};
 use crate::cache::MAX_CACHED_SIZE;
@@ -209,7 +209,7 @@ impl Heap {
 
     /// Does a block of `orig` bytes shrunk to `ts` move rather than split?
     /// In a big heap, a block of a large class shrunk to a cached size or
-    /// to half of it or less moves, and the whole block goes on its
+    /// to half its size or less moves, and the whole block goes on its
     /// class's stack: a split would file its tail in the trie, whose nodes
     /// lie anywhere in gigabytes. On the scale benchmark's 4 GiB heap the
     /// splits' inserts and removals took 7-9% of the time. The copy is at
