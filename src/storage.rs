@@ -222,6 +222,28 @@ fn opening(p: *mut u8, old: usize, new: usize, extra: usize) -> usize {
     (boundary - (p as usize + old)).min(extra).max(grow)
 }
 
+/// The `keep` bytes of a mapping of `keep + HUGE_PAGE` bytes at `raw` that
+/// start on a huge-page boundary; the head before them and the tail after
+/// them are given back.
+///
+/// # Safety
+/// `raw` is a fresh mapping of ours of `keep + HUGE_PAGE` bytes that
+/// nothing points into.
+unsafe fn trim_to_huge_page(raw: *mut u8, keep: usize) -> *mut u8 {
+    // Not `align_offset`, which may refuse to compute the offset.
+    let head = (raw as usize).next_multiple_of(HUGE_PAGE) - raw as usize;
+    // SAFETY: caller's contract; `head < HUGE_PAGE`, so both parts lie in
+    // the mapping, outside the bytes kept.
+    unsafe {
+        if head > 0 {
+            munmap(raw, head);
+        }
+        let p = raw.add(head);
+        munmap(p.add(keep), HUGE_PAGE - head);
+        p
+    }
+}
+
 /// Asks for transparent huge pages in `len` bytes at `p`, where the
 /// kernel allows them (`MADV_HUGEPAGE`; an error only leaves 4 KiB pages).
 ///
@@ -280,8 +302,7 @@ fn map_reserved(len: usize, reserve: usize) -> Option<(*mut u8, usize)> {
         total = total.checked_next_multiple_of(HUGE_PAGE)?;
         slack = HUGE_PAGE;
     }
-    // SAFETY: a fresh mapping, nothing else in it; the head and tail given
-    // back lie in it, outside the `total` bytes kept.
+    // SAFETY: a fresh mapping of `total + slack` bytes, nothing else in it.
     unsafe {
         let raw = libc::mmap(
             core::ptr::null_mut(),
@@ -295,14 +316,11 @@ fn map_reserved(len: usize, reserve: usize) -> Option<(*mut u8, usize)> {
             return None;
         }
         let raw = raw.cast::<u8>();
-        let head = if huge { raw.align_offset(HUGE_PAGE) } else { 0 };
-        if head > 0 {
-            munmap(raw, head);
-        }
-        if slack > head {
-            munmap(raw.add(head + total), slack - head);
-        }
-        let p = raw.add(head);
+        let p = if huge {
+            trim_to_huge_page(raw, total)
+        } else {
+            raw
+        };
         let open = if huge {
             advise_huge(p, total);
             opening(p, 0, len, total)
@@ -495,23 +513,17 @@ unsafe impl Storage for MmapAnon {
     }
     mmap_methods!();
     fn alloc_huge_pages(&self, size: usize) -> *mut u8 {
-        // A huge page covers an aligned 2 MiB: map 2 MiB more, then give
-        // back the unaligned head and the tail.
+        // A huge page covers an aligned 2 MiB: map 2 MiB more.
         let raw = map_anon(size + HUGE_PAGE);
         if raw.is_null() {
             return raw;
         }
-        let head = raw.align_offset(HUGE_PAGE);
         // A kernel without transparent huge pages just refuses the advice.
-        // SAFETY: head and tail lie in the fresh `size + HUGE_PAGE` bytes,
-        // nothing points into them; the advice is on the aligned rest.
+        // SAFETY: a fresh mapping of `size + HUGE_PAGE` bytes, nothing
+        // points into it; the advice is on the aligned rest.
         unsafe {
-            let p = raw.add(head);
-            if head > 0 {
-                munmap(raw, head);
-            }
-            munmap(p.add(size), HUGE_PAGE - head);
-            libc::madvise(p.cast(), size, libc::MADV_HUGEPAGE);
+            let p = trim_to_huge_page(raw, size);
+            advise_huge(p, size);
             p
         }
     }
