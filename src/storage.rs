@@ -296,12 +296,11 @@ unsafe fn move_into(p: *mut u8, old: usize, fresh: *mut u8) {
 fn map_reserved(len: usize, reserve: usize) -> Option<(*mut u8, usize)> {
     let huge = len >= HUGE_GROWTH;
     let mut total = len.checked_add(reserve)?;
-    // Room to move the start to a huge-page boundary.
-    let mut slack = 0;
     if huge {
         total = total.checked_next_multiple_of(HUGE_PAGE)?;
-        slack = HUGE_PAGE;
     }
+    // Room to move the start to a huge-page boundary.
+    let slack = if huge { HUGE_PAGE } else { 0 };
     // SAFETY: a fresh mapping of `total + slack` bytes, nothing else in it.
     unsafe {
         let raw = libc::mmap(
@@ -316,16 +315,12 @@ fn map_reserved(len: usize, reserve: usize) -> Option<(*mut u8, usize)> {
             return None;
         }
         let raw = raw.cast::<u8>();
-        let p = if huge {
-            trim_to_huge_page(raw, total)
-        } else {
-            raw
-        };
-        let open = if huge {
+        let (p, open) = if huge {
+            let p = trim_to_huge_page(raw, total);
             advise_huge(p, total);
-            opening(p, 0, len, total)
+            (p, opening(p, 0, len, total))
         } else {
-            len
+            (raw, len)
         };
         if !open_reserve(p, open) {
             munmap(p, total);
