@@ -14,10 +14,11 @@
 //! many bytes again after it, inaccessible (`PROT_NONE`: no memory and no
 //! commit charge behind them). That is the mapping's reserve; a later
 //! growth that fits opens part of it (`mprotect`) instead of moving. From
-//! 1 MiB on (`HUGE_GROWTH` in `storage.rs`) a growth opens it up to the
-//! next huge-page boundary, ahead of the mapping's end, so the front of a
+//! 1 MiB on (`HUGE_GROWTH` in `storage.rs`) such a reserve ends on a
+//! huge-page boundary, and from 2 MiB on (`OPEN_AHEAD`) an append opens it
+//! up to the next boundary, ahead of the mapping's end, so the front of a
 //! reserve may already be readable and writable (untouched, so not
-//! resident); such a reserve ends on a huge-page boundary.
+//! resident).
 //!
 //! Invariant R1: a reserve is recorded here by the address its mapping ends
 //! at, and lies right after that address. Whatever frees, shrinks or moves
