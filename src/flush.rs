@@ -500,4 +500,35 @@ mod tests {
         assert_eq!(h.cache.cached(), 0);
         assert!(h.check().is_empty(), "{:?}", h.check());
     }
+
+    #[test]
+    fn a_heap_of_up_to_16_mib_keeps_its_cache_for_a_dedicated_segment() {
+        use crate::cache::CACHE_SIZE;
+        for (blocks, keeps) in [(3_000, true), (90_000, false)] {
+            let mut h = Heap::with_config(Config {
+                storage: &crate::storage::Malloc,
+                ..Config::DEFAULT
+            });
+            h.start();
+            let ps: Vec<*mut u8> = (0..blocks)
+                .map(|_| h.alloc(200).unwrap().as_ptr())
+                .collect();
+            for p in ps.iter().step_by(2) {
+                // SAFETY: each pointer is live and freed once.
+                unsafe { h.free(*p) };
+            }
+            let cached = h.cache.cached();
+            assert!(cached > CACHE_SIZE);
+            assert_eq!(h.usage(true) > 16 << 20, !keeps);
+            // Too big for a regular segment: no merged block could hold it.
+            h.alloc(300_000).unwrap();
+            if keeps {
+                assert_eq!(h.cache.cached(), cached, "{blocks} blocks: no flush");
+                // A block a regular segment holds may come from a merge.
+                h.alloc(200_000).unwrap();
+            }
+            assert_eq!(h.cache.cached(), 0, "{blocks} blocks: flushed");
+            assert!(h.check().is_empty(), "{:?}", h.check());
+        }
+    }
 }
