@@ -222,8 +222,8 @@ const HUGE_GROWTH: usize = HUGE_PAGE / 2;
 /// string that stopped at 1.0-1.2 MB took a whole huge page whenever its
 /// end crossed a boundary, which depends on where the kernel placed it:
 /// the `bench` trace then added 4.2-4.5 MiB of RSS instead of 2.4 (limit
-/// 3.4) in 1-10 of 15 runs, and it did in none once appends opened ahead
-/// only from here. Its growth from 1 to 2 MiB lies in the first huge page
+/// 3.4) in 20 of 59 runs (from 1 of 12 to 10 of 15 in a batch), and in
+/// none of 35 once appends opened ahead only from here. Its growth from 1 to 2 MiB lies in the first huge page
 /// of its layout, where the moved pages already are, so `phpparser` takes
 /// the same 9,095 faults either way.
 const OPEN_AHEAD: usize = HUGE_PAGE;
