@@ -151,7 +151,9 @@ fn map_anon(len: usize) -> *mut u8 {
 
 /// Resizes a mapping of the mmap backends. A growth opens the mapping's
 /// reserve when it fits there (`reserve.rs`), else grows where it lies or
-/// moves; with `reserve`, a move is to a mapping with a reserve after it.
+/// moves. `reserve` marks an append (`Storage::grow`): a move is to a
+/// mapping with a reserve after it, and a growth may open that reserve
+/// ahead of itself (`opening`).
 ///
 /// # Safety
 /// `p` is a mapping of `old` bytes made by one of the mmap backends.
