@@ -43,19 +43,6 @@ use core::ptr::{self, NonNull};
 /// 142 MB resident; with 256 MiB, 97.5 MB, at the same speed (and
 /// `strings.php`, 75 MB, ran 2% slower and 6% bigger with 64 MiB).
 pub(crate) const BIG_HEAP: usize = 256 << 20;
-/// Up to this real size, a heap keeps its cache when it maps a dedicated
-/// segment (`flushes_before_growth`). The `bench` trace's three
-/// reallocations of a 135 KB block to 262,152 bytes each walked 1.9 MB of
-/// cached blocks out of a 2.9 MB heap and gave back 1 MiB: without those
-/// walks it replays at 7.22 instead of 7.39 ns/event (medians of 11
-/// interleaved runs; ZendMM 8 7.26) with 661 faults instead of 738 and
-/// 2.26 MiB of RSS added instead of 2.41. In bigger heaps those flushes are
-/// the ones that give segments back: without them (sessions 19 and 22) the
-/// scale benchmark's 64 MiB heap peaked at 148.5 MB resident instead of
-/// 96.8, and `strings.php` ran 1.33 s instead of 1.27, as its later
-/// flushes had more to merge. `strings.php` and `graph.php` never skip a
-/// flush here; `cpu.php` skips 15, at the same time and resident set.
-const KEEP_CACHE_HEAP: usize = 16 << 20;
 /// The segment of a big heap: one huge page (`Storage::alloc_huge_pages`).
 pub(crate) const BIG_SEGMENT: usize = crate::storage::HUGE_PAGE;
 
@@ -388,26 +375,10 @@ impl Heap {
         self.large.clear();
     }
 
-    /// Does the heap flush its cache before it maps a segment for a block
-    /// of true size `ts`? While the cache holds more than PHP 5.3's budget
-    /// (or the floor an unproductive flush raised), its blocks are
-    /// coalesced back first, except:
-    /// - when a spare segment can serve: it is resident already, and
-    ///   taking it leaves the cache as it is;
-    /// - in a heap of up to `KEEP_CACHE_HEAP` bytes, for a block that needs
-    ///   a dedicated segment. No merged block can hold it, so the flush
-    ///   would only give segments back, to be faulted in again while the
-    ///   cached blocks would have served the small requests that follow.
-    fn flushes_before_growth(&self, ts: usize) -> bool {
-        self.cache.cached() > self.flush_floor
-            && !self.spare_for(ts)
-            && !(self.acct.real_size <= KEEP_CACHE_HEAP && self.segment_size_for(ts).1)
-    }
-
     /// Would `new_segment` take a spare segment of exactly the size it
     /// needs for `ts`? Such a spare is resident already; one resized for a
     /// dedicated segment may bring fresh pages, so it does not count.
-    fn spare_for(&self, ts: usize) -> bool {
+    pub(crate) fn spare_for(&self, ts: usize) -> bool {
         let (size, _) = self.new_segment_size(ts);
         self.spare.has(size, size == self.segment_size)
     }

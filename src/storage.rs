@@ -225,9 +225,10 @@ const HUGE_GROWTH: usize = HUGE_PAGE / 2;
 /// end crossed a boundary, which depends on where the kernel placed it:
 /// the `bench` trace then added 4.2-4.5 MiB of RSS instead of 2.4 (limit
 /// 3.4) in 20 of 59 runs (from 1 of 12 to 10 of 15 in a batch), and in
-/// none of 35 once appends opened ahead only from here. Its growth from 1 to 2 MiB lies in the first huge page
-/// of its layout, where the moved pages already are, so `phpparser` takes
-/// the same 9,095 faults either way.
+/// none of 35 once appends opened ahead only from here. Its growth from 1
+/// to 2 MiB lies in the first huge page of its layout, where the moved
+/// pages already are, so `phpparser` takes the same 9,095 faults either
+/// way.
 const OPEN_AHEAD: usize = HUGE_PAGE;
 
 /// The bytes of a reserve of `extra` at `p + old` that an append growing
@@ -753,6 +754,11 @@ mod tests {
 
     /// The `VmFlags` of the mapping holding `p`, from `/proc/self/smaps`.
     fn vm_flags(p: *mut u8) -> String {
+        mapping_flags(p).unwrap_or_else(|| panic!("no mapping holds {p:?}"))
+    }
+
+    /// As `vm_flags`, or None when no mapping holds `p`.
+    fn mapping_flags(p: *mut u8) -> Option<String> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
@@ -762,25 +768,16 @@ mod tests {
             }
             if inside {
                 if let Some(flags) = line.strip_prefix("VmFlags:") {
-                    return flags.to_string();
+                    return Some(flags.to_string());
                 }
             }
         }
-        panic!("no mapping holds {p:?}");
+        None
     }
 
-    /// Can `p`'s page be written (not part of a closed reserve)?
+    /// Can `p`'s page be written (mapped, and not in a closed reserve)?
     fn writable(p: *mut u8) -> bool {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines().any(|line| {
-            crate::hotpatch::map_range(line).is_some_and(|(lo, hi)| {
-                (lo..hi).contains(&(p as usize))
-                    && line
-                        .split_whitespace()
-                        .nth(1)
-                        .is_some_and(|m| m.starts_with("rw"))
-            })
-        })
+        mapping_flags(p).is_some_and(|f| f.split_whitespace().any(|f| f == "wr"))
     }
 
     #[test]
