@@ -338,6 +338,7 @@ mod imp {
         check_entry, in_text_mapping, jump_to, pages, parse_setting, room, Setting, Unfit, ENV_VAR,
         PATCH_LEN, SYMBOLS,
     };
+    use crate::elf_symbols::{Sym, Symbols};
     use core::ffi::{c_int, c_void, CStr};
     use core::ptr;
 
@@ -428,8 +429,40 @@ mod imp {
         (found != 0 && !map.is_null()).then_some((map, info))
     }
 
+    /// The symbol-table entry of `name`, which `dlsym` found at `addr`,
+    /// when the executable (link map `exe_map`) defines it. Looked up by
+    /// name in its hash table (`elf_symbols.rs`); by address with
+    /// `dladdr1` when it has none, or to name the object that defines it
+    /// instead.
+    fn exe_symbol(
+        table: Option<&Symbols>,
+        exe_map: *mut c_void,
+        name: &CStr,
+        addr: *mut c_void,
+    ) -> Result<Sym, String> {
+        if let Some(sym) = defines(table, name, addr) {
+            return Ok(sym);
+        }
+        let shown = name_of(name);
+        let (map, info) = object_of(addr).ok_or_else(|| format!("cannot locate {shown}"))?;
+        if map != exe_map {
+            return Err(format!(
+                "the executable does not define {shown} (it comes from {})",
+                path_of(&info)
+            ));
+        }
+        symbol_at(addr).ok_or_else(|| format!("cannot find {shown} in the symbol table"))
+    }
+
+    /// `name`'s entry in `table`, when the table's object defines it at `addr`.
+    fn defines(table: Option<&Symbols>, name: &CStr, addr: *mut c_void) -> Option<Sym> {
+        let t = table?;
+        let sym = t.lookup(name)?;
+        (t.base.wrapping_add(sym.st_value as usize) == addr as usize).then_some(sym)
+    }
+
     /// The symbol-table entry of the symbol that starts exactly at `addr`.
-    fn symbol_at(addr: *const c_void) -> Option<libc::Elf64_Sym> {
+    fn symbol_at(addr: *const c_void) -> Option<Sym> {
         let mut info = empty_info();
         let mut sym: *mut c_void = ptr::null_mut();
         // SAFETY: as in `object_of`; with RTLD_DL_SYMENT `sym` receives a
@@ -440,7 +473,7 @@ mod imp {
         }
         // SAFETY: non-null, points into the dynamic symbol table, which stays
         // mapped as long as the object is loaded.
-        Some(unsafe { ptr::read_unaligned(sym.cast::<libc::Elf64_Sym>()) })
+        Some(unsafe { ptr::read_unaligned(sym.cast::<Sym>()) })
     }
 
     fn link_map_of_handle(handle: *mut c_void) -> Option<*mut c_void> {
@@ -551,6 +584,8 @@ mod imp {
             .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
 
         // 1. The executable's side: its own definition, a function, room.
+        // SAFETY: the executable's link map, loaded for the process's life.
+        let exe_table = unsafe { Symbols::of(exe_map) };
         let mut entries = Vec::with_capacity(SYMBOLS.len());
         for &name in &SYMBOLS {
             let shown = name_of(name);
@@ -558,15 +593,7 @@ mod imp {
             if addr.is_null() {
                 return Err(format!("the executable does not define {shown}"));
             }
-            let (map, info) = object_of(addr).ok_or_else(|| format!("cannot locate {shown}"))?;
-            if map != exe_map {
-                return Err(format!(
-                    "the executable does not define {shown} (it comes from {})",
-                    path_of(&info)
-                ));
-            }
-            let sym = symbol_at(addr)
-                .ok_or_else(|| format!("cannot find {shown} in the symbol table"))?;
+            let sym = exe_symbol(exe_table.as_ref(), exe_map, name, addr)?;
             if sym.st_info & 0xf != STT_FUNC {
                 return Err(format!("{shown} is not a plain function"));
             }
@@ -611,14 +638,18 @@ mod imp {
         }
 
         // 3. zendmm's side: every name must be ours.
+        // SAFETY: zendmm's own link map; it is pinned before any jump is written.
+        let my_table = unsafe { Symbols::of(my_map) };
         let mut missing = Vec::new();
         for entry in &mut entries {
             let target = dlsym(mine, entry.name);
-            match object_of(target) {
-                Some((map, _)) if !target.is_null() && map == my_map => {
-                    entry.target = target as usize
-                }
-                _ => missing.push(entry.name),
+            let ours = !target.is_null()
+                && (defines(my_table.as_ref(), entry.name, target).is_some()
+                    || matches!(object_of(target), Some((map, _)) if map == my_map));
+            if ours {
+                entry.target = target as usize;
+            } else {
+                missing.push(entry.name);
             }
         }
         if let Some(first) = missing.first() {
@@ -725,6 +756,47 @@ mod imp {
             }
         }
         result
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// libc's link map and the address `dlsym` gives for `name` there.
+        fn libc_symbol(name: &CStr) -> (*mut c_void, *mut c_void) {
+            // SAFETY: RTLD_NOLOAD only finds the already loaded libc.
+            let handle =
+                unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+            let map = link_map_of_handle(handle).expect("libc's link map");
+            (map, dlsym(handle, name))
+        }
+
+        #[test]
+        fn the_hash_lookup_and_dladdr_find_the_same_entry() {
+            let (map, addr) = libc_symbol(c"malloc");
+            // SAFETY: libc stays loaded.
+            let table = unsafe { Symbols::of(map) };
+            assert!(table.is_some(), "Debian's libc has a GNU hash table");
+            let by_name = exe_symbol(table.as_ref(), map, c"malloc", addr).unwrap();
+            let by_address = exe_symbol(None, map, c"malloc", addr).unwrap();
+            assert_eq!(by_name, by_address);
+            assert_eq!(by_name.st_info & 0xf, STT_FUNC);
+        }
+
+        #[test]
+        fn a_name_defined_by_another_object_is_refused_and_named() {
+            let (map, _) = libc_symbol(c"malloc");
+            // SAFETY: libc stays loaded.
+            let table = unsafe { Symbols::of(map) };
+            let ours = crate::ffi::emalloc::_emalloc as *mut c_void;
+            for t in [table.as_ref(), None] {
+                let err = exe_symbol(t, map, c"_emalloc", ours).unwrap_err();
+                assert!(
+                    err.starts_with("the executable does not define _emalloc (it comes from "),
+                    "{err}"
+                );
+            }
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub mod cache_stat;
 pub mod config;
 #[doc(hidden)]
 pub mod debug_mode;
+mod elf_symbols;
 #[doc(hidden)]
 pub mod ffi;
 mod flush;
