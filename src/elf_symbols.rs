@@ -113,13 +113,14 @@ impl Symbols {
     }
 
     /// The entry of the symbol `name` the object defines, if it does.
+    ///
+    /// The hash table is a header (bucket count, index of the first
+    /// hashed symbol, bloom size in 64-bit words, bloom shift), the bloom
+    /// words, the buckets, then one chain word per hashed symbol: its
+    /// hash with bit 0 set on the last of each bucket's chain.
     pub(crate) fn lookup(&self, name: &CStr) -> Option<Sym> {
         let h = gnu_hash(name.to_bytes());
-        // SAFETY: the tables belong to a loaded object (`of`) or to the
-        // caller's own arrays (`from_tables`): a header of nbuckets,
-        // symoffset, bloom size (in 64-bit words) and shift, the bloom
-        // words, the buckets, then one chain word per symbol from symoffset
-        // on, the last of each chain with bit 0 set.
+        // SAFETY: the tables are a loaded object's (`of`'s contract) or a test's own.
         unsafe {
             let (nbuckets, symoffset, bloom) = (*self.hash, *self.hash.add(1), *self.hash.add(2));
             if nbuckets == 0 {
