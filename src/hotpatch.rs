@@ -767,20 +767,32 @@ mod imp {
             // SAFETY: RTLD_NOLOAD only finds the already loaded libc.
             let handle =
                 unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+            assert!(!handle.is_null());
             let map = link_map_of_handle(handle).expect("libc's link map");
             (map, dlsym(handle, name))
         }
 
         #[test]
         fn the_hash_lookup_and_dladdr_find_the_same_entry() {
-            let (map, addr) = libc_symbol(c"malloc");
-            // SAFETY: libc stays loaded.
-            let table = unsafe { Symbols::of(map) };
-            assert!(table.is_some(), "Debian's libc has a GNU hash table");
-            let by_name = exe_symbol(table.as_ref(), map, c"malloc", addr).unwrap();
-            let by_address = exe_symbol(None, map, c"malloc", addr).unwrap();
-            assert_eq!(by_name, by_address);
-            assert_eq!(by_name.st_info & 0xf, STT_FUNC);
+            for name in [c"malloc", c"free", c"getenv", c"dladdr1", c"mremap"] {
+                let (map, addr) = libc_symbol(name);
+                // SAFETY: libc stays loaded.
+                let table = unsafe { Symbols::of(map) };
+                let t = table.as_ref().expect("Debian's libc has a GNU hash table");
+                let sym = t.lookup(name).unwrap_or_else(|| panic!("{name:?}"));
+                assert_eq!(t.base + sym.st_value as usize, addr as usize, "{name:?}");
+                assert!(sym.st_size > 0, "{name:?}");
+                assert_eq!(t.lookup(c"zendmm_no_such_symbol"), None);
+                let by_name = exe_symbol(table.as_ref(), map, name, addr).unwrap();
+                let by_address = exe_symbol(None, map, name, addr).unwrap();
+                // `free` has aliases at its address; dladdr1 may name any.
+                let what = |s: Sym| (s.st_value, s.st_size, s.st_info, s.st_shndx);
+                assert_eq!(what(by_name), what(by_address), "{name:?}");
+                if name == c"malloc" {
+                    assert_eq!(by_name, by_address);
+                }
+                assert_eq!(by_name.st_info & 0xf, STT_FUNC, "{name:?}");
+            }
         }
 
         #[test]
